@@ -32,6 +32,8 @@ export const pifaasSettingsSchema = z
     wifi_ssid: z.string().min(1).max(32).optional(),
     /** Prefer the PIFAAS_WIFI_PASSWORD environment variable or the prompt over writing it here. */
     wifi_password: z.string().min(8, 'a WPA2 passphrase has 8 to 63 characters').max(63, 'a WPA2 passphrase has 8 to 63 characters').optional(),
+    /** The Wi-Fi network does not broadcast its SSID (pifaas burn). */
+    wifi_hidden: z.boolean().optional(),
     wifi_country: z.string().regex(/^[A-Z]{2}$/, 'expected a two-letter ISO 3166 country code, like GB').optional(),
     timezone: z.string().regex(/^[A-Za-z_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'expected a tz database name, like Europe/London').optional(),
     keyboard_layout: z.string().regex(/^[a-z]{2,}$/, 'expected an XKB layout, like gb or us').optional(),
@@ -47,6 +49,8 @@ export const pifaasSettingsSchema = z
     // --- provisioning (pifaas provision) ---
     /** How to install Docker Engine when it is absent. */
     docker_install: z.enum(['package', 'convenience-script']).optional(),
+    /** SSH known_hosts file for this host (relative to the inventory's folder); default ~/.ssh/known_hosts or UserKnownHostsFile. */
+    known_hosts_file: z.string().min(1).optional(),
     /** Address the node advertises to the swarm; defaults to ansible_host. */
     advertise_addr: ipv4.optional(),
     /** Extra swarm node labels. */

@@ -1,0 +1,65 @@
+// Why: "this machine" is a node too (a single-box cluster, tests, the lab's host side); the local
+// operator gives it the same interface as an SSH node, running commands through /bin/sh.
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { connect } from 'node:net';
+import { userInfo } from 'node:os';
+import type { Duplex } from 'node:stream';
+import { atomicWriteCommand, fileContent, readFileCommand, runCommand, type BecomeContext, type RawProcess } from './command-runner.js';
+import { DEFAULT_DOCKER_SOCKET, type Operator, type RunOptions, type RunResult, type WriteFileOptions } from './operator.js';
+
+export interface LocalOperatorOptions {
+  name?: string;
+  /** sudo password source (only asked when sudo asks). */
+  becomePassword?: () => Promise<string | undefined>;
+}
+
+export class LocalOperator implements Operator {
+  readonly name: string;
+  readonly address = 'local';
+  readonly user: string;
+  private readonly become: BecomeContext;
+
+  constructor(options: LocalOperatorOptions = {}) {
+    this.name = options.name ?? 'local';
+    this.user = userInfo().username;
+    this.become = { node: this.name, user: this.user, isRoot: process.getuid?.() === 0, becomePassword: options.becomePassword };
+  }
+
+  run(command: string, options?: RunOptions): Promise<RunResult> {
+    return runCommand(spawnLocal, this.become, command, options);
+  }
+
+  async writeFile(path: string, content: string | Buffer, options: WriteFileOptions = {}): Promise<void> {
+    await this.run(atomicWriteCommand(path, options.mode ?? 0o644, options.owner), { sudo: options.sudo, stdin: content });
+  }
+
+  async copyFile(localPath: string, remotePath: string, options: WriteFileOptions = {}): Promise<void> {
+    await this.run(atomicWriteCommand(remotePath, options.mode ?? 0o644, options.owner), { sudo: options.sudo, stdin: createReadStream(localPath) });
+  }
+
+  async readFile(path: string, options: { sudo?: boolean } = {}): Promise<Buffer | undefined> {
+    return fileContent(this.name, path, await this.run(readFileCommand(path), { sudo: options.sudo, check: false }));
+  }
+
+  openDockerSocket(socketPath = DEFAULT_DOCKER_SOCKET): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const s = connect(socketPath);
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    });
+  }
+
+  async reconnect(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}
+
+async function spawnLocal(commandLine: string): Promise<RawProcess> {
+  const child = spawn('/bin/sh', ['-c', commandLine], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('error', () => resolve(127));
+    child.once('close', (code) => resolve(code));
+  });
+  return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: () => child.kill('SIGKILL') };
+}
