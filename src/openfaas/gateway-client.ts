@@ -1,0 +1,375 @@
+// Why: everything pifaas does with a running OpenFaaS (deploy, list, remove, invoke, logs) goes
+// through the gateway's REST API, on a swarm (faas-swarm) and on Kubernetes (faas-netes) alike. This
+// is a small typed client for that API as OpenFaaS's OpenAPI spec describes it (the role faas-cli's
+// proxy/ package plays): basic auth on /system/*, never on /function/* (system credentials are not
+// the functions' business), every answer checked by a zod schema, every failure turned into an error
+// a user can act on.
+import { z } from 'zod';
+import { UserError } from '../user-error.js';
+import {
+  functionDeploymentSchema,
+  functionListSchema,
+  functionStatusSchema,
+  gatewayInfoSchema,
+  logEntrySchema,
+  namespaceListSchema,
+  type FunctionDeployment,
+  type FunctionStatus,
+  type GatewayInfo,
+  type LogEntry,
+} from './gateway-schemas.js';
+
+export interface GatewayCredentials {
+  username: string;
+  /** A secret: never printed, logged or put in an error message. */
+  password: string;
+}
+
+export interface GatewayClientOptions {
+  /** Base URL of the gateway, e.g. http://192.168.1.11:8080 (no credentials in it). */
+  url: string;
+  credentials?: GatewayCredentials;
+  /** Time limit of each /system/* call (not of invocations and log streams). Default 30 s. */
+  requestTimeoutMs?: number;
+}
+
+/** Any failure talking to the gateway; `status` is set when the gateway answered. */
+export class GatewayError extends UserError {
+  constructor(
+    message: string,
+    hint: string | undefined,
+    readonly status?: number,
+    readonly body?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, hint, 1, options);
+  }
+}
+
+/** Nothing answered at the gateway's address (refused, no route, unknown host, timed out). */
+export class GatewayUnreachableError extends GatewayError {}
+/** The gateway answered 401: missing or wrong basic-auth credentials. */
+export class GatewayUnauthorizedError extends GatewayError {}
+/** The function (or, for PUT, the deployment to update) does not exist. */
+export class FunctionNotFoundError extends GatewayError {}
+
+export interface InvokeOptions {
+  namespace?: string;
+  contentType?: string;
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Extra path after the function name, e.g. "/_/health". */
+  path?: string;
+  signal?: AbortSignal;
+}
+
+export interface InvokeResult {
+  status: number;
+  contentType: string | null;
+  body: Buffer;
+}
+
+export interface LogsOptions {
+  name: string;
+  namespace?: string;
+  /** At most this many recent lines (0 or undefined: all). */
+  tail?: number;
+  follow?: boolean;
+  /** Only lines after this time. */
+  since?: Date;
+  signal?: AbortSignal;
+}
+
+/** Turns a base URL into the canonical form faas-cli keys credentials by (lower case, no trailing slash). */
+export function normalizeGatewayUrl(raw: string): string {
+  let s = raw.trim().replace(/\/+$/, '');
+  if (!/^https?:\/\//i.test(s)) s = `http://${s}`;
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw new UserError(`"${raw}" is not a gateway URL`, 'give it as http://HOST:8080 (the manager\'s address and the gateway port)');
+  }
+  if (u.username || u.password) {
+    throw new UserError(
+      'the gateway URL must not contain a user name or password',
+      'pifaas reads credentials from ~/.openfaas/config.yml (written by `pifaas openfaas install` or `faas-cli login`); give the URL as http://HOST:8080',
+    );
+  }
+  return s.toLowerCase();
+}
+
+export class GatewayClient {
+  readonly url: string;
+  private readonly credentials?: GatewayCredentials;
+  private readonly requestTimeoutMs: number;
+
+  constructor(opts: GatewayClientOptions) {
+    this.url = normalizeGatewayUrl(opts.url);
+    this.credentials = opts.credentials;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+  }
+
+  get hasCredentials(): boolean {
+    return this.credentials !== undefined;
+  }
+
+  /** GET /healthz: true when the gateway says it is healthy (200), false on 500 / 503. */
+  async healthy(): Promise<boolean> {
+    const res = await this.send('GET', '/healthz', { auth: false });
+    await res.body?.cancel();
+    return res.ok;
+  }
+
+  /** GET /system/info: gateway version and provider (faas-swarm / faas-netes) and its orchestration. */
+  async info(): Promise<GatewayInfo> {
+    const res = await this.system('GET', '/system/info');
+    return this.parse(res, gatewayInfoSchema, 'GET /system/info');
+  }
+
+  /** GET /system/functions (in one namespace on faas-netes). */
+  async listFunctions(namespace?: string): Promise<FunctionStatus[]> {
+    const res = await this.system('GET', withQuery('/system/functions', { namespace }));
+    return this.parse(res, functionListSchema, 'GET /system/functions');
+  }
+
+  /** GET /system/function/{name}: the function's status, or undefined when there is no such function. */
+  async getFunction(name: string, namespace?: string): Promise<FunctionStatus | undefined> {
+    const res = await this.system('GET', withQuery(`/system/function/${encodeURIComponent(name)}`, { namespace }), { allow: [404] });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    return this.parse(res, functionStatusSchema, `GET /system/function/${name}`);
+  }
+
+  /**
+   * Creates or updates a function the way `faas-cli deploy` does: PUT /system/functions (rolling
+   * update) and, when the gateway answers 404 (no such function yet), POST /system/functions.
+   */
+  async deploy(deployment: FunctionDeployment): Promise<'created' | 'updated'> {
+    const body = functionDeploymentSchema.parse(deployment);
+    const put = await this.system('PUT', '/system/functions', { json: body, allow: [404] });
+    await put.body?.cancel();
+    if (put.status !== 404) return 'updated';
+    const post = await this.system('POST', '/system/functions', { json: body });
+    await post.body?.cancel();
+    return 'created';
+  }
+
+  /** DELETE /system/functions; FunctionNotFoundError when there is nothing to remove. */
+  async remove(name: string, namespace?: string): Promise<void> {
+    const res = await this.system('DELETE', withQuery('/system/functions', { namespace }), {
+      json: { functionName: name },
+      allow: [404],
+    });
+    const text = await res.text();
+    if (res.status === 404) {
+      throw new FunctionNotFoundError(
+        `there is no function "${name}"${namespace ? ` in namespace ${namespace}` : ''} on ${this.url}`,
+        'list the deployed functions with `pifaas ls`',
+        404,
+        text,
+      );
+    }
+  }
+
+  /** POST /system/scale-function/{name}. */
+  async scale(name: string, replicas: number, namespace?: string): Promise<void> {
+    const res = await this.system('POST', withQuery(`/system/scale-function/${encodeURIComponent(name)}`, { namespace }), {
+      json: { serviceName: name, replicas, ...(namespace ? { namespace } : {}) },
+      allow: [404],
+    });
+    const text = await res.text();
+    if (res.status === 404) throw new FunctionNotFoundError(`there is no function "${name}" to scale on ${this.url}`, 'list the deployed functions with `pifaas ls`', 404, text);
+  }
+
+  /** GET /system/namespaces (faas-netes lists them; faas-swarm has none and answers []). */
+  async namespaces(): Promise<string[]> {
+    const res = await this.system('GET', '/system/namespaces', { allow: [404] });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return [];
+    }
+    return this.parse(res, namespaceListSchema, 'GET /system/namespaces');
+  }
+
+  /**
+   * POST /function/{name} (or /function/{name}.{namespace}): calls the function synchronously and
+   * returns its answer whatever the status; only "no such function" and transport failures throw.
+   */
+  async invoke(name: string, body: Buffer | Uint8Array | string | undefined, opts: InvokeOptions = {}): Promise<InvokeResult> {
+    const target = `/function/${encodeURIComponent(name)}${opts.namespace ? `.${encodeURIComponent(opts.namespace)}` : ''}${opts.path ?? ''}`;
+    const method = opts.method ?? (body === undefined ? 'GET' : 'POST');
+    const res = await this.send(method, target, {
+      auth: false,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      headers: body !== undefined ? { 'content-type': opts.contentType ?? 'application/octet-stream' } : {},
+      signal: opts.signal,
+      noTimeout: true,
+    });
+    const answer = Buffer.from(await res.arrayBuffer());
+    if (res.status === 404) {
+      throw new FunctionNotFoundError(
+        `the gateway at ${this.url} has no function "${name}"${opts.namespace ? ` in namespace ${opts.namespace}` : ''}: ${answer.toString('utf8').trim() || 'Not Found'}`,
+        `deploy it first with \`pifaas deploy ${name}\`, or list what is there with \`pifaas ls\``,
+        404,
+        answer.toString('utf8'),
+      );
+    }
+    return { status: res.status, contentType: res.headers.get('content-type'), body: answer };
+  }
+
+  /** GET /system/logs: the function's log lines, parsed from the NDJSON stream as they arrive. */
+  async *logs(opts: LogsOptions): AsyncGenerator<LogEntry> {
+    const query: Record<string, string | undefined> = {
+      name: opts.name,
+      namespace: opts.namespace,
+      follow: String(opts.follow ?? false),
+      tail: opts.tail ? String(opts.tail) : undefined,
+      since: opts.since?.toISOString(),
+    };
+    const res = await this.system('GET', withQuery('/system/logs', query), { allow: [404], stream: true, signal: opts.signal });
+    if (res.status === 404) {
+      const text = await res.text();
+      throw new FunctionNotFoundError(`the gateway at ${this.url} has no logs for "${opts.name}": ${text.trim() || 'Not Found'}`, 'check the name with `pifaas ls`', 404, text);
+    }
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let pending = '';
+    const parseLine = (line: string): LogEntry | undefined => {
+      if (!line.trim()) return undefined;
+      let json: unknown;
+      try {
+        json = JSON.parse(line);
+      } catch (e) {
+        throw new GatewayError(`the gateway at ${this.url} sent a log line that is not JSON: ${line.slice(0, 200)}`, undefined, res.status, undefined, { cause: e });
+      }
+      const r = logEntrySchema.safeParse(json);
+      if (!r.success) throw new GatewayError(`the gateway at ${this.url} sent a log line pifaas does not understand: ${z.prettifyError(r.error)}`, undefined, res.status);
+      return r.data;
+    };
+    try {
+      for await (const chunk of res.body) {
+        pending += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          const entry = parseLine(pending.slice(0, nl));
+          pending = pending.slice(nl + 1);
+          if (entry) yield entry;
+        }
+      }
+    } catch (e) {
+      if (opts.signal?.aborted) return;
+      throw e;
+    }
+    const last = parseLine(pending + decoder.decode());
+    if (last) yield last;
+  }
+
+  // ---- transport ----
+
+  private async system(
+    method: string,
+    target: string,
+    opts: { json?: unknown; allow?: number[]; stream?: boolean; signal?: AbortSignal } = {},
+  ): Promise<Response> {
+    const res = await this.send(method, target, {
+      auth: true,
+      body: opts.json === undefined ? undefined : JSON.stringify(opts.json),
+      headers: opts.json === undefined ? {} : { 'content-type': 'application/json' },
+      signal: opts.signal,
+      noTimeout: opts.stream,
+    });
+    if (res.ok || opts.allow?.includes(res.status)) return res;
+    const text = (await res.text()).trim();
+    const call = `${method} ${target.split('?')[0]}`;
+    if (res.status === 401) {
+      throw new GatewayUnauthorizedError(
+        this.credentials
+          ? `the gateway at ${this.url} refused the saved credentials (401 Unauthorized on ${call})`
+          : `the gateway at ${this.url} wants credentials (401 Unauthorized on ${call}) and none are saved for it`,
+        this.credentials
+          ? 'the password changed or belongs to another gateway: run `pifaas openfaas install` again for this cluster, or `faas-cli login --gateway URL --password-stdin`'
+          : 'pifaas reads them from ~/.openfaas/config.yml (OPENFAAS_CONFIG to move it) for exactly this URL: run `pifaas openfaas install INVENTORY` or `faas-cli login --gateway URL --password-stdin`, or fix --gateway / OPENFAAS_URL',
+        401,
+        text,
+      );
+    }
+    throw new GatewayError(
+      `the gateway at ${this.url} answered ${res.status} ${res.statusText} to ${call}${text ? `: ${text.slice(0, 500)}` : ''}`,
+      res.status >= 500 ? 'the provider (faas-swarm / faas-netes) behind the gateway failed; its own logs say why (`docker service logs func_faas-swarm` on a manager)' : undefined,
+      res.status,
+      text,
+    );
+  }
+
+  private async send(
+    method: string,
+    target: string,
+    opts: { auth: boolean; body?: string | Buffer; headers?: Record<string, string>; signal?: AbortSignal; noTimeout?: boolean },
+  ): Promise<Response> {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.auth && this.credentials) {
+      headers.authorization = `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
+    }
+    const signals = [opts.signal, opts.noTimeout ? undefined : AbortSignal.timeout(this.requestTimeoutMs)].filter((s): s is AbortSignal => s !== undefined);
+    try {
+      return await fetch(this.url + target, {
+        method,
+        headers,
+        body: opts.body,
+        signal: signals.length ? AbortSignal.any(signals) : undefined,
+        redirect: 'manual',
+      });
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      throw this.unreachable(e, method, target);
+    }
+  }
+
+  private unreachable(e: unknown, method: string, target: string): GatewayUnreachableError {
+    const err = e as { name?: string; cause?: { code?: string; message?: string } };
+    const code = err.cause?.code;
+    const why =
+      err.name === 'TimeoutError'
+        ? `no answer within ${Math.round(this.requestTimeoutMs / 1000)} s`
+        : code === 'ECONNREFUSED'
+          ? 'connection refused'
+          : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+            ? 'unknown host name'
+            : code === 'EHOSTUNREACH' || code === 'ENETUNREACH'
+              ? 'no route to the host'
+              : code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT'
+                ? 'connection timed out'
+                : (code ?? err.cause?.message ?? String(e));
+    return new GatewayUnreachableError(
+      `cannot reach the OpenFaaS gateway at ${this.url} (${why}) for ${method} ${target.split('?')[0]}`,
+      'check the address and port (--gateway, OPENFAAS_URL or provider.gateway in stack.yml); is OpenFaaS installed (`pifaas openfaas install INVENTORY`) and its gateway task running (`docker service ps func_gateway` on a manager)?',
+      undefined,
+      undefined,
+      { cause: e },
+    );
+  }
+
+  private async parse<S extends z.ZodType>(res: Response, schema: S, call: string): Promise<z.output<S>> {
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new GatewayError(`the gateway at ${this.url} answered ${call} with something that is not JSON: ${text.slice(0, 200)}`, 'is this URL an OpenFaaS gateway?', res.status, text, { cause: e });
+    }
+    const r = schema.safeParse(json);
+    if (!r.success) {
+      throw new GatewayError(`the gateway at ${this.url} answered ${call} in a form pifaas does not understand:\n${z.prettifyError(r.error)}`, 'is this URL an OpenFaaS gateway?', res.status, text);
+    }
+    return r.data;
+  }
+}
+
+function withQuery(path: string, query: Record<string, string | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') q.set(k, v);
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
