@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { reportError } from './cli/output.js';
 import { withExamples } from './cli/command-help.js';
 import { inventoryCommand } from './commands/inventory.js';
+import { burnCommand } from './commands/burn.js';
 
 const VERSION = '0.1.0';
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   );
   // Commands, in the order a user meets them. Each module exports a factory returning a Command.
   program.addCommand(inventoryCommand());
+  program.addCommand(burnCommand());
   return program;
 }
 

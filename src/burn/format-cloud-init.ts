@@ -45,7 +45,7 @@ export function cloudInitPlan(cfg: FirstBootConfig, target: CloudInitTarget): Bo
     // enables it on any image (Ubuntu's is enabled already).
     ...(ubuntu ? {} : { enable_ssh: true }),
     ssh_pwauth: cfg.sshPasswordAuth,
-    runcmd: [['systemctl', 'enable', '--now', 'ssh']],
+    runcmd: ['systemctl enable --now ssh'],
   };
   const network: Record<string, unknown> = { version: 2 };
   if (!ubuntu) network.renderer = 'NetworkManager';
@@ -61,7 +61,8 @@ export function cloudInitPlan(cfg: FirstBootConfig, target: CloudInitTarget): Bo
     };
   }
   const header = (what: string) => `# ${what} written by pifaas burn for ${cfg.hostname}; cloud-init (NoCloud) reads it on first boot.\n`;
-  const yaml = (v: unknown) => stringify(v, { lineWidth: 0 });
+  // Values double-quoted: netplan and cloud-init read YAML 1.1, where some bare words are not strings.
+  const yaml = (v: unknown) => stringify(v, { lineWidth: 0, defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN' });
   return {
     format: 'cloud-init',
     bootFiles: [

@@ -1,0 +1,116 @@
+// Why: writing and verifying the image is etcher-sdk's job (the engine of balenaEtcher): it reads
+// .img, .img.xz, .img.gz, .zip and URLs, writes with aligned buffers, and verifies by reading the
+// target back against the checksum of what was written. This module wraps one write + verify and
+// reports progress per phase, so the CLI can show bars and the bench can time each phase.
+import { sourceDestination, multiWrite } from 'etcher-sdk';
+import type { Drive } from 'drivelist';
+import { UserError } from '../user-error.js';
+
+export type WritePhase = 'decompressing' | 'flashing' | 'verifying';
+
+export interface WriteProgress {
+  phase: WritePhase;
+  /** Bytes of the (decompressed) image done in this phase. */
+  done: number;
+  total?: number;
+}
+
+export interface WriteResult {
+  /** Decompressed image size. */
+  size: number;
+  bytesWritten: number;
+  writeSeconds: number;
+  verifySeconds: number;
+  verified: boolean;
+}
+
+export type Target = { kind: 'file'; path: string } | { kind: 'drive'; drive: Drive };
+
+/** Opens an image (path or http(s) URL), looking inside .xz/.gz/.bz2/.zip. */
+export async function openImageSource(image: string): Promise<sourceDestination.SourceDestination> {
+  const outer = /^https?:\/\//.test(image) ? new sourceDestination.Http({ url: image }) : new sourceDestination.File({ path: image });
+  try {
+    await outer.open();
+    const inner = await outer.getInnerSource();
+    const meta = await inner.getMetadata();
+    if (meta.size !== undefined && meta.size % 512 !== 0) {
+      throw new UserError(`${image} is not a disk image: its size (${meta.size} bytes) is not a multiple of 512`, 'pass a Raspberry Pi OS .img, .img.xz, .img.gz or .zip');
+    }
+    return inner;
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    const msg = (e as Error).message;
+    throw new UserError(
+      /ENOENT/.test(msg) ? `image ${image} does not exist` : `cannot read image ${image}: ${msg}`,
+      /ENOENT/.test(msg) ? 'check the path given to --image' : 'is the download complete? compare its SHA-256 with the one published next to it, or download it again',
+    );
+  }
+}
+
+export interface WriteOptions {
+  verify?: boolean;
+  onProgress?: (p: WriteProgress) => void;
+  /** For tests: replaces the destination etcher-sdk writes to (e.g. a card that flips a byte). */
+  destination?: sourceDestination.SourceDestination;
+}
+
+export async function writeImage(image: string, target: Target, opts: WriteOptions = {}): Promise<WriteResult> {
+  const verify = opts.verify ?? true;
+  const source = await openImageSource(image);
+  const destination =
+    opts.destination ??
+    (target.kind === 'file'
+      ? new sourceDestination.File({ path: target.path, write: true })
+      : new sourceDestination.BlockDevice({ drive: target.drive, write: true, direct: true, unmountOnSuccess: false }));
+  const failures: string[] = [];
+  const started = performance.now();
+  let verifyStarted: number | undefined;
+  let phase: WritePhase | undefined;
+  let result: multiWrite.PipeSourceToDestinationsResult;
+  phase = 'flashing';
+  opts.onProgress?.({ phase, done: 0, total: (await source.getMetadata()).size });
+  try {
+    result = await multiWrite.pipeSourceToDestinations({
+      source,
+      destinations: [destination],
+      verify,
+      numBuffers: 16,
+      onFail: (_d, err) => failures.push(err.message),
+      onProgress: (p) => {
+        if (p.type === 'verifying' && verifyStarted === undefined) verifyStarted = performance.now();
+        if (p.type === 'finished') return;
+        if (p.type !== phase) {
+          phase = p.type;
+          opts.onProgress?.({ phase: p.type, done: 0, total: p.size });
+        }
+        opts.onProgress?.({ phase: p.type, done: p.type === 'verifying' ? p.position : (p.bytesWritten ?? p.position), total: p.size });
+      },
+    });
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new UserError(
+      `writing ${image} failed: ${msg}`,
+      /xz|lzma|gzip|zlib|inflate|unexpected end|zip|corrupt/i.test(msg)
+        ? 'the image file looks damaged or truncated: download it again and check its SHA-256'
+        : 'check the card and the reader; try another card if it happens again',
+    );
+  } finally {
+    await source.close().catch(() => undefined);
+  }
+  const ended = performance.now();
+  if (failures.length) {
+    const what = target.kind === 'file' ? target.path : target.drive.device;
+    throw new UserError(
+      `${verify ? 'verification' : 'writing'} of ${what} failed: ${failures.join('; ')}`,
+      target.kind === 'drive' ? 'the card did not keep what was written: it may be fake or worn out; use another card' : 'check the disk holding the output file',
+    );
+  }
+  const size = result.sourceMetadata.size ?? result.bytesWritten;
+  return {
+    size,
+    bytesWritten: result.bytesWritten,
+    writeSeconds: ((verifyStarted ?? ended) - started) / 1000,
+    verifySeconds: verifyStarted === undefined ? 0 : (ended - verifyStarted) / 1000,
+    verified: verify,
+  };
+}
