@@ -5,6 +5,8 @@ import { Command, CommanderError } from 'commander';
 import { reportError } from './cli/output.js';
 import { withExamples } from './cli/command-help.js';
 import { inventoryCommand } from './commands/inventory.js';
+import { modelsCommand } from './commands/models.js';
+import { serveCommand } from './commands/serve.js';
 import { burnCommand } from './commands/burn.js';
 
 const VERSION = '0.1.0';
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
     'curl --data-binary @tiger.jpg http://localhost:8080/function/faas-resnet',
   );
   // Commands, in the order a user meets them. Each module exports a factory returning a Command.
+  program.addCommand(serveCommand());
+  program.addCommand(modelsCommand());
   program.addCommand(inventoryCommand());
   program.addCommand(burnCommand());
   return program;

@@ -1,0 +1,303 @@
+// Why: the heart of faas-resnet and faas-digits: load the function's model(s) from the catalog (with
+// faas-resnet's fallback to the bundled MobileNetV2 when ResNet weights are missing and cannot be
+// fetched), check each model against its catalog entry, warm it up, then classify image bytes with
+// timings. Inference runs through a small queue: concurrent session.run calls on a few cores only
+// fight over the same threads, while decoding the next image overlaps the current run.
+import { readFile } from 'node:fs/promises';
+import { FunctionError } from './function-error.js';
+import { imageToTensor, readImageInfo, type ImageInfo, type ImageLimits } from './image-tensor.js';
+import { loadEngine, type EngineChoice, type InferenceEngine, type ModelSession, type TensorInfo } from './inference-engine.js';
+import { findModel, loadCatalog, type Catalog, type FunctionName, type ModelEntry } from './model-catalog.js';
+import { locateModel, pullModel } from './model-store.js';
+import { loadLabels, topPredictions, type Label, type Prediction } from './predictions.js';
+
+export const DEFAULT_TOP = 5;
+
+export interface LoadedModel {
+  entry: ModelEntry;
+  where: 'bundled' | 'cache';
+  path: string;
+  session: ModelSession;
+  labels: Label[];
+  /** The input tensor shape fed to the model (batch of one). */
+  inputDims: number[];
+  classes: number;
+  loadMs: number;
+}
+
+export interface Classification {
+  function: FunctionName;
+  model: string;
+  engine: string;
+  predictions: Prediction[];
+  image: ImageInfo;
+  timings: { decodeMs: number; preprocessMs: number; queueMs: number; inferenceMs: number; totalMs: number };
+}
+
+export interface ClassifyOptions {
+  /** How many predictions to return (string from a query parameter, or a number). */
+  top?: string | number;
+  /** A model id this function has loaded (faas-digits: mnist-8 or digits-8x8). */
+  model?: string;
+  /** Aborted when the request's exec_timeout passes: skips work not started yet. */
+  signal?: AbortSignal;
+}
+
+/** Limits concurrent session.run calls (default 1: one run uses all cores already). */
+class RunQueue {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+function ms(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+function shapeText(shape: readonly (number | string)[] | undefined): string {
+  return shape ? `[${shape.join(',')}]` : '[?]';
+}
+
+/** The [1, ...] tensor shape the catalog's preprocessing produces for a model. */
+export function inputDimsOf(entry: ModelEntry): number[] {
+  const p = entry.preprocessing;
+  const channels = p.color === 'grey' ? 1 : 3;
+  const [w, h] = p.resize.kind === 'center-crop' ? [p.resize.crop, p.resize.crop] : [p.resize.width, p.resize.height];
+  return p.layout === 'NCHW' ? [1, channels, h, w] : [1, w * h * channels];
+}
+
+function checkShape(entry: ModelEntry, dims: number[], input: TensorInfo): void {
+  const shape = input.shape;
+  if (!shape) return;
+  const ok = shape.length === dims.length && shape.every((d, i) => typeof d !== 'number' || d === dims[i]);
+  if (!ok) {
+    throw new Error(`catalog preprocessing for ${entry.id} makes a ${shapeText(dims)} tensor, but the model's input ${input.name} is ${shapeText(shape)}`);
+  }
+}
+
+/** Loads one model file into a session, checks it against its catalog entry and warms it up. */
+export async function loadModel(engine: InferenceEngine, catalog: Catalog, entry: ModelEntry, location: { where: 'bundled' | 'cache'; path: string }): Promise<LoadedModel> {
+  const t0 = performance.now();
+  const [bytes, labels] = await Promise.all([readFile(location.path), loadLabels(catalog, entry)]);
+  const session = await engine.createSession(bytes);
+  const input = session.inputs[0];
+  const output = session.outputs[0];
+  if (!input || !output) throw new Error(`${entry.id}: the model has no input or output`);
+  const inputDims = inputDimsOf(entry);
+  checkShape(entry, inputDims, input);
+  const last = output.shape?.[output.shape.length - 1];
+  const classes = typeof last === 'number' ? last : labels.length;
+  if (labels.length !== classes) throw new Error(`${entry.id}: the model has ${classes} classes but ${entry.labels.file} has ${labels.length} labels`);
+  // Warm-up: the first run allocates and plans; do it before reporting healthy.
+  const scores = await session.run(new Float32Array(inputDims.reduce((a, b) => a * b, 1)), inputDims);
+  if (scores.length !== classes) throw new Error(`${entry.id}: the model returned ${scores.length} scores, expected ${classes}`);
+  return { entry, where: location.where, path: location.path, session, labels, inputDims, classes, loadMs: performance.now() - t0 };
+}
+
+export interface ClassifierInfo {
+  function: FunctionName;
+  engine: { name: string; version: string; reason: string };
+  defaultModel: string;
+  models: Array<{ id: string; where: string; file: string; input: TensorInfo; output: TensorInfo; classes: number; loadMs: number }>;
+  notices: string[];
+}
+
+export class Classifier {
+  private readonly queue: RunQueue;
+
+  constructor(
+    readonly name: FunctionName,
+    readonly engine: InferenceEngine,
+    readonly models: readonly LoadedModel[],
+    readonly defaultModel: string,
+    /** Things the operator should know, e.g. "serving the fallback model". */
+    readonly notices: readonly string[] = [],
+    inferenceConcurrency = 1,
+    private readonly limits: ImageLimits = { maxPixels: DEFAULT_MAX_PIXELS },
+  ) {
+    this.queue = new RunQueue(Math.max(1, inferenceConcurrency));
+  }
+
+  info(): ClassifierInfo {
+    return {
+      function: this.name,
+      engine: { name: this.engine.name, version: this.engine.version, reason: this.engine.reason },
+      defaultModel: this.defaultModel,
+      models: this.models.map((m) => ({
+        id: m.entry.id,
+        where: m.where,
+        file: m.path,
+        input: m.session.inputs[0] as TensorInfo,
+        output: m.session.outputs[0] as TensorInfo,
+        classes: m.classes,
+        loadMs: ms(m.loadMs),
+      })),
+      notices: [...this.notices],
+    };
+  }
+
+  /** Which loaded model answers: the one asked for, else (several loaded) the one whose input size is nearest the image's. */
+  pickModel(image: ImageInfo, requested?: string): LoadedModel {
+    if (requested !== undefined && requested !== '') {
+      const m = this.models.find((x) => x.entry.id === requested);
+      if (!m) {
+        throw new FunctionError(400, 'unknown_model', `${this.name} does not serve model "${requested}"; it serves ${this.models.map((x) => x.entry.id).join(', ')}`);
+      }
+      return m;
+    }
+    if (this.models.length === 1) return this.models[0] as LoadedModel;
+    const size = Math.max(image.width, image.height);
+    let best = this.models.find((x) => x.entry.id === this.defaultModel) ?? (this.models[0] as LoadedModel);
+    let bestDistance = Infinity;
+    for (const m of this.models) {
+      const r = m.entry.preprocessing.resize;
+      const native = r.kind === 'center-crop' ? r.crop : Math.max(r.width, r.height);
+      const distance = Math.abs(Math.log(size / native));
+      if (distance < bestDistance) {
+        best = m;
+        bestDistance = distance;
+      }
+    }
+    return best;
+  }
+
+  private parseTop(top: string | number | undefined, classes: number): number {
+    if (top === undefined || top === '') return Math.min(DEFAULT_TOP, classes);
+    const n = typeof top === 'number' ? top : /^\s*\d+\s*$/.test(top) ? Number(top) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > classes) {
+      throw new FunctionError(400, 'bad_top', `top must be a whole number from 1 to ${classes}, not ${JSON.stringify(top)}`);
+    }
+    return n;
+  }
+
+  async classify(bytes: Buffer, opts: ClassifyOptions = {}): Promise<Classification> {
+    const t0 = performance.now();
+    const info = await readImageInfo(bytes, this.limits);
+    const model = this.pickModel(info, opts.model);
+    const top = this.parseTop(opts.top, model.classes);
+    const prepared = await imageToTensor(bytes, info, model.entry.preprocessing, this.limits);
+    const queued = performance.now();
+    let inferenceMs = 0;
+    const scores = await this.queue.run(async () => {
+      if (opts.signal?.aborted) throw new FunctionError(504, 'exec_timeout', 'the request ran out of time before inference started');
+      const t = performance.now();
+      const out = await model.session.run(prepared.data, prepared.dims);
+      inferenceMs = performance.now() - t;
+      return out;
+    });
+    const queueMs = performance.now() - queued - inferenceMs;
+    const predictions = topPredictions(scores, model.entry.postprocessing.softmax, model.labels, top);
+    return {
+      function: this.name,
+      model: model.entry.id,
+      engine: this.engine.name,
+      predictions,
+      image: info,
+      timings: {
+        decodeMs: ms(prepared.decodeMs),
+        preprocessMs: ms(prepared.preprocessMs),
+        queueMs: ms(queueMs),
+        inferenceMs: ms(inferenceMs),
+        totalMs: ms(performance.now() - t0),
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const m of this.models) await m.session.release().catch(() => {});
+  }
+}
+
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+
+export interface StartClassifierOptions {
+  name: FunctionName;
+  /** PIFAAS_MODEL / --model: the model to serve (faas-digits: the only one to load). */
+  model?: string;
+  engine?: EngineChoice;
+  modelsDir?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Start-up messages (one line each). */
+  log?: (line: string) => void;
+  maxPixels?: number;
+  inferenceConcurrency?: number;
+  /** Deadline for downloading a missing remote model at start-up. */
+  downloadTimeoutMs?: number;
+}
+
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+/**
+ * Builds a function: loads the catalog, resolves which model(s) to serve, fetches a missing remote
+ * model into the cache (falling back, for faas-resnet, to the bundled model), loads and warms them.
+ */
+export async function startClassifier(opts: StartClassifierOptions): Promise<Classifier> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? (() => {});
+  const catalog = await loadCatalog(opts.modelsDir);
+  const fn = catalog.functions[opts.name];
+  const requested = opts.model || undefined;
+  let ids: string[];
+  if (requested) {
+    let entry: ModelEntry;
+    try {
+      entry = findModel(catalog, requested);
+    } catch (e) {
+      throw new StartupError((e as Error).message);
+    }
+    if (entry.task !== fn.task) {
+      const fitting = catalog.models.filter((m) => m.task === fn.task).map((m) => m.id);
+      throw new StartupError(`${opts.name} serves ${fn.task} models (${fitting.join(', ')}); ${requested} is a ${entry.task} model`);
+    }
+    ids = [requested];
+  } else {
+    ids = fn.task === 'digits' ? fn.models : [fn.defaultModel];
+  }
+  const notices: string[] = [];
+  const located: Array<{ entry: ModelEntry; where: 'bundled' | 'cache'; path: string }> = [];
+  for (const id of ids) {
+    const entry = findModel(catalog, id);
+    let loc = await locateModel(catalog, entry, env);
+    if (!loc && !entry.bundled) {
+      try {
+        const pulled = await pullModel(catalog, entry, {
+          env,
+          timeoutMs: opts.downloadTimeoutMs ?? 10 * 60_000,
+          onProgress: (done) => {
+            if (done === 0) log(`${entry.id} is neither bundled nor cached: downloading ${(entry.bytes / 1e6).toFixed(1)} MB into the cache`);
+          },
+        });
+        loc = { where: pulled.where, path: pulled.path };
+      } catch (e) {
+        const fallback = fn.fallbackModel ? findModel(catalog, fn.fallbackModel) : undefined;
+        const fallbackLoc = fallback ? await locateModel(catalog, fallback, env) : undefined;
+        if (!fallback || !fallbackLoc) throw new StartupError(`${entry.id} is not available and cannot be downloaded: ${(e as Error).message}`);
+        const line = `${entry.id} weights are not cached and cannot be fetched (${(e as Error).message.replace(/^downloading \S+ from \S+ failed: /, '')}); serving the bundled ${fallback.id} instead (run \`pifaas models pull ${entry.id}\` where there is network)`;
+        log(line);
+        notices.push(line);
+        located.push({ entry: fallback, ...fallbackLoc });
+        continue;
+      }
+    }
+    if (!loc) throw new StartupError(`the bundled model file ${entry.file} of ${entry.id} is missing or has the wrong size in ${catalog.dir}`);
+    located.push({ entry, ...loc });
+  }
+  const engine = await loadEngine(opts.engine ?? 'auto');
+  const models: LoadedModel[] = [];
+  for (const l of located) models.push(await loadModel(engine, catalog, l.entry, l));
+  const defaultModel = requested && models.some((m) => m.entry.id === requested) ? requested : models.find((m) => m.entry.id === fn.defaultModel)?.entry.id ?? (models[0] as LoadedModel).entry.id;
+  return new Classifier(opts.name, engine, models, defaultModel, notices, opts.inferenceConcurrency ?? 1, { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS });
+}
