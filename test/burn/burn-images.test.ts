@@ -1,0 +1,383 @@
+// pifaas burn on real image files with the layouts of Raspberry Pi OS Bookworm, Trixie, a 2026
+// rpi-preseed image and Ubuntu, written to image-file targets (--output) through etcher-sdk, then
+// read back with mtools, debugfs and fsck: every first-boot file and line, the cgroup flags, that
+// nothing else on the partitions changed, that no secret is on the card in plain text, and that
+// a second burn gives the same card. Also: a flipped byte fails verification; a truncated .xz and
+// an unknown image are refused.
+import { execFileSync } from 'node:child_process';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { sourceDestination } from 'etcher-sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { burn, type BurnOptions, type HostBurnResult } from '../../src/burn/burn.js';
+import { configureImage } from '../../src/burn/configure-image.js';
+import { wpaPsk } from '../../src/burn/first-boot.js';
+import { writeImage } from '../../src/burn/image-writer.js';
+import { UserError } from '../../src/user-error.js';
+import {
+  BOOT_OFFSET,
+  buildReleaseImage,
+  debugfsCat,
+  debugfsLs,
+  debugfsStat,
+  fsckBoot,
+  fsckRoot,
+  mtoolsList,
+  mtoolsRead,
+  mtoolsReadBytes,
+  type Release,
+} from './release-images.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'pifaas-burn-'));
+const images: Partial<Record<Release, string>> = {};
+const PASSWORD = 'Hunter2-pifaas-user';
+const WIFI_PASS = 'correct horse battery staple';
+let pubKey: string;
+let inventory: string;
+
+beforeAll(() => {
+  for (const r of ['bookworm', 'trixie', 'preseed2026', 'ubuntu', 'unknown'] as const) images[r] = buildReleaseImage(r, dir);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'admin@pifaas', '-f', path.join(dir, 'id_ed25519')]);
+  pubKey = readFileSync(path.join(dir, 'id_ed25519.pub'), 'utf8').trim();
+  inventory = path.join(dir, 'inventory.yaml');
+  writeFileSync(
+    inventory,
+    `all:
+  vars:
+    ansible_user: pi
+    pifaas_gateway: 192.168.1.1
+    pifaas_dns: [192.168.1.1, 1.1.1.1]
+    pifaas_timezone: Europe/London
+    pifaas_keyboard_layout: gb
+    pifaas_locale: en_GB.UTF-8
+    pifaas_wifi_country: GB
+    pifaas_ssh_public_keys: [./id_ed25519.pub]
+  children:
+    managers:
+      hosts:
+        pi1: { ansible_host: 192.168.1.11, pifaas_static_ip: 192.168.1.11/24 }
+    workers:
+      hosts:
+        pi3: { ansible_host: pi3.local, pifaas_wifi_ssid: pi-cluster }
+`,
+  );
+}, 120_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function options(over: Partial<BurnOptions>): BurnOptions {
+  return {
+    inventoryFile: inventory,
+    image: images.trixie as string,
+    maxSize: 128e9,
+    secrets: { env: { PIFAAS_USER_PASSWORD: PASSWORD, PIFAAS_WIFI_PASSWORD: WIFI_PASS } },
+    ui: { confirm: async () => false, progress: () => {}, info: () => {} },
+    ...over,
+  };
+}
+
+async function burnTo(release: Release, out: string, over: Partial<BurnOptions> = {}): Promise<HostBurnResult[]> {
+  return burn(options({ image: images[release] as string, outputDir: path.join(dir, out), ...over }));
+}
+
+const CGROUP = 'cgroup_enable=memory cgroup_memory=1';
+
+/** Every boot file of the source image other than `changed` is byte-identical in the output. */
+function assertOtherBootFilesUnchanged(source: string, output: string, changed: string[]): void {
+  const before = [...mtoolsList(source).keys()];
+  const after = [...mtoolsList(output).keys()];
+  const added = after.filter((n) => !before.includes(n));
+  expect(added.every((n) => changed.includes(n))).toBe(true);
+  for (const name of before) {
+    if (changed.includes(name) || name === 'overlays') continue;
+    expect(mtoolsReadBytes(output, name).equals(mtoolsReadBytes(source, name)), `${name} unchanged`).toBe(true);
+  }
+  expect(mtoolsRead(output, 'overlays/README')).toBe(mtoolsRead(source, 'overlays/README'));
+}
+
+function assertNoPlainSecrets(img: string): void {
+  const bytes = readFileSync(img);
+  expect(bytes.includes(Buffer.from(PASSWORD))).toBe(false);
+  expect(bytes.includes(Buffer.from(WIFI_PASS))).toBe(false);
+}
+
+function cmdlineOf(img: string): string {
+  const c = mtoolsRead(img, 'cmdline.txt');
+  expect(c.endsWith('\n')).toBe(true);
+  expect(c.trimEnd().split('\n')).toHaveLength(1);
+  expect(c.split('cgroup_enable=memory').length - 1).toBe(1);
+  expect(c.split('cgroup_memory=1').length - 1).toBe(1);
+  return c.trimEnd();
+}
+
+describe('burn to image files: Raspberry Pi OS Trixie (cloud-init NoCloud)', () => {
+  let results: HostBurnResult[];
+  let pi1: string;
+  let pi3: string;
+  beforeAll(async () => {
+    results = await burnTo('trixie', 'trixie');
+    pi1 = path.join(dir, 'trixie', 'pi1.img');
+    pi3 = path.join(dir, 'trixie', 'pi3.img');
+  });
+
+  it('writes one verified image per host, readable only by its owner', () => {
+    expect(results.map((r) => [r.host, r.format, r.verified])).toEqual([
+      ['pi1', 'cloud-init', true],
+      ['pi3', 'cloud-init', true],
+    ]);
+    expect(statSync(pi1).mode & 0o777).toBe(0o600);
+    expect(statSync(pi1).size).toBe(statSync(images.trixie as string).size);
+  });
+
+  it('user-data starts with #cloud-config and sets host, user, hash, keys, ssh, locale', () => {
+    const text = mtoolsRead(pi1, 'user-data');
+    expect(text.split('\n')[0]).toBe('#cloud-config');
+    const ud = parse(text);
+    expect(ud.hostname).toBe('pi1');
+    expect(ud.manage_etc_hosts).toBe(true);
+    expect(ud.timezone).toBe('Europe/London');
+    expect(ud.keyboard).toEqual({ model: 'pc105', layout: 'gb' });
+    expect(ud.locale).toBe('en_GB.UTF-8');
+    expect(ud.enable_ssh).toBe(true);
+    expect(ud.ssh_pwauth).toBe(false);
+    expect(ud.runcmd).toEqual(['systemctl enable --now ssh']);
+    expect(ud.users).toHaveLength(1);
+    const u = ud.users[0];
+    expect(u.name).toBe('pi');
+    expect(u.lock_passwd).toBe(false);
+    expect(u.passwd).toMatch(/^\$6\$/);
+    expect(u.ssh_authorized_keys).toEqual([pubKey]);
+    expect(u.sudo).toBe('ALL=(ALL) NOPASSWD:ALL');
+    expect(u.groups.split(',')).toContain('sudo');
+    // The hash really is the password's: openssl verifies it with the same salt.
+    const salt = (u.passwd as string).split('$')[2] as string;
+    const again = execFileSync('openssl', ['passwd', '-6', '-salt', salt, '-stdin'], { input: `${PASSWORD}\n`, encoding: 'utf8' }).trim();
+    expect(again).toBe(u.passwd);
+  });
+
+  it('network-config is netplan v2 for NetworkManager: static eth0 on pi1, Wi-Fi with the PSK on pi3', () => {
+    const n1 = parse(mtoolsRead(pi1, 'network-config')).network;
+    expect(n1).toEqual({
+      version: 2,
+      renderer: 'NetworkManager',
+      ethernets: {
+        eth0: {
+          dhcp4: false,
+          addresses: ['192.168.1.11/24'],
+          routes: [{ to: 'default', via: '192.168.1.1' }],
+          nameservers: { addresses: ['192.168.1.1', '1.1.1.1'] },
+          optional: true,
+        },
+      },
+    });
+    const n3 = parse(mtoolsRead(pi3, 'network-config')).network;
+    expect(n3.ethernets.eth0).toEqual({ dhcp4: true, optional: true });
+    expect(n3.wifis.wlan0).toEqual({
+      dhcp4: true,
+      optional: true,
+      'regulatory-domain': 'GB',
+      'access-points': { 'pi-cluster': { password: wpaPsk('pi-cluster', WIFI_PASS) } },
+    });
+    const md = parse(mtoolsRead(pi1, 'meta-data'));
+    expect(md).toEqual({ 'instance-id': 'pifaas-pi1', 'local-hostname': 'pi1', dsmode: 'local' });
+  });
+
+  it('cmdline.txt keeps the original line, adds the cgroup flags once and the Wi-Fi country', () => {
+    const original = mtoolsRead(images.trixie as string, 'cmdline.txt').trimEnd();
+    expect(cmdlineOf(pi1)).toBe(`${original} ${CGROUP} cfg80211.ieee80211_regdom=GB`);
+  });
+
+  it('changes nothing else: other boot files identical, root partition untouched, both file systems clean', () => {
+    assertOtherBootFilesUnchanged(images.trixie as string, pi1, ['user-data', 'meta-data', 'network-config', 'cmdline.txt']);
+    expect(debugfsLs(pi1, '/etc/NetworkManager/system-connections')).toEqual([]);
+    expect(debugfsCat(pi1, '/usr/lib/os-release')).toBe(debugfsCat(images.trixie as string, '/usr/lib/os-release'));
+    expect(debugfsCat(pi1, '/usr/lib/os-release')).toContain('VERSION_CODENAME=trixie');
+    fsckBoot(pi1, dir);
+    fsckRoot(pi1, dir);
+    assertNoPlainSecrets(pi1);
+    assertNoPlainSecrets(pi3);
+  });
+
+  it('burning the same output again gives the same card', async () => {
+    // The password hash gets a fresh salt each run; everything else is byte-for-byte the same.
+    const files = () => ['user-data', 'network-config', 'meta-data', 'cmdline.txt'].map((f) => mtoolsRead(pi3, f).replace(/\$6\$[^"]+/, '$6$(hash)'));
+    const firstFiles = files();
+    await burnTo('trixie', 'trixie', { hosts: ['pi3'] });
+    expect(files()).toEqual(firstFiles);
+    // Configuring an already configured card replaces, never appends.
+    await configureImage(pi3, {
+      hostname: 'pi3',
+      user: 'pi',
+      sshAuthorizedKeys: [pubKey],
+      sshPasswordAuth: false,
+      ethernet: { method: 'dhcp' },
+      wifi: { ssid: 'pi-cluster', psk: wpaPsk('pi-cluster', WIFI_PASS), hidden: false, ipv4: { method: 'dhcp' } },
+      wifiCountry: 'GB',
+    });
+    expect(cmdlineOf(pi3)).toBe(cmdlineOf(pi1));
+    expect([...mtoolsList(pi3).keys()].filter((n) => n === 'user-data')).toHaveLength(1);
+    fsckBoot(pi3, dir);
+  });
+});
+
+describe('burn to image files: Raspberry Pi OS Bookworm (custom.toml + ssh + userconf.txt)', () => {
+  let pi1: string;
+  let pi3: string;
+  let results: HostBurnResult[];
+  beforeAll(async () => {
+    results = await burnTo('bookworm', 'bookworm');
+    pi1 = path.join(dir, 'bookworm', 'pi1.img');
+    pi3 = path.join(dir, 'bookworm', 'pi3.img');
+  });
+
+  it('writes custom.toml with every section init_config reads', () => {
+    expect(results[0]?.format).toBe('custom-toml');
+    const toml = mtoolsRead(pi1, 'custom.toml');
+    const hash = /^password = "(\$6\$[^"]+)"$/m.exec(toml)?.[1];
+    expect(hash).toBeDefined();
+    expect(toml).toContain('config_version = 1\n');
+    expect(toml).toContain('[system]\nhostname = "pi1"\n');
+    expect(toml).toContain(`[user]\nname = "pi"\npassword = "${hash}"\npassword_encrypted = true\n`);
+    expect(toml).toContain(`[ssh]\nenabled = true\npassword_authentication = false\nauthorized_keys = [\n  "${pubKey}",\n]\n`);
+    expect(toml).toContain('[locale]\nkeymap = "gb"\ntimezone = "Europe/London"\n');
+    expect(toml).not.toContain('[wlan]');
+    expect(mtoolsRead(pi1, 'userconf.txt')).toBe(`pi:${hash}\n`);
+    expect(mtoolsList(pi1).has('ssh')).toBe(true);
+    expect(mtoolsRead(pi1, 'ssh')).toBe('');
+    expect(results[0]?.warnings).toEqual(['custom.toml cannot set the locale (en_GB.UTF-8); it stays the image\'s default']);
+  });
+
+  it('puts the static address in a root-owned 0600 NetworkManager keyfile', () => {
+    const p = '/etc/NetworkManager/system-connections/pifaas-eth0.nmconnection';
+    expect(debugfsStat(pi1, p)).toEqual({ mode: '0600', uid: 0, gid: 0 });
+    const kf = debugfsCat(pi1, p) as string;
+    expect(kf).toContain('[connection]\nid=pifaas-eth0\n');
+    expect(kf).toContain('type=ethernet\ninterface-name=eth0\n');
+    expect(kf).toContain('[ipv4]\nmethod=manual\naddress1=192.168.1.11/24,192.168.1.1\ndns=192.168.1.1;1.1.1.1;\n');
+    expect(debugfsLs(pi3, '/etc/NetworkManager/system-connections')).toEqual([]);
+  });
+
+  it('joins Wi-Fi through [wlan] with the PSK, never the passphrase', () => {
+    const toml = mtoolsRead(pi3, 'custom.toml');
+    expect(toml).toContain(`[wlan]\nssid = "pi-cluster"\npassword = "${wpaPsk('pi-cluster', WIFI_PASS)}"\npassword_encrypted = true\nhidden = false\ncountry = "GB"\n`);
+    assertNoPlainSecrets(pi3);
+  });
+
+  it('keeps the firstboot init in cmdline.txt and changes nothing else', () => {
+    const c = cmdlineOf(pi1);
+    expect(c).toContain('init=/usr/lib/raspberrypi-sys-mods/firstboot');
+    expect(c.endsWith(`${CGROUP} cfg80211.ieee80211_regdom=GB`)).toBe(true);
+    assertOtherBootFilesUnchanged(images.bookworm as string, pi1, ['custom.toml', 'ssh', 'userconf.txt', 'cmdline.txt']);
+    fsckBoot(pi1, dir);
+    fsckRoot(pi1, dir);
+  });
+});
+
+describe('burn to image files: 2026 image with rpi-preseed', () => {
+  it('writes rpi-preseed.toml, with [ethernet] because the image schema knows it', async () => {
+    const results = await burnTo('preseed2026', 'preseed');
+    expect(results.map((r) => r.format)).toEqual(['rpi-preseed', 'rpi-preseed']);
+    const pi1 = path.join(dir, 'preseed', 'pi1.img');
+    const toml = mtoolsRead(pi1, 'rpi-preseed.toml');
+    expect(toml).toContain('config_version = "1.0"\n');
+    expect(toml).toContain('[system]\nhostname = "pi1"\n');
+    expect(toml).toMatch(/\[user\]\nname = "pi"\npassword = "\$6\$[^"]+"\npassword_encrypted = true\npasswordless_sudo = true\ngroups = \["sudo"\]\n/);
+    expect(toml).toContain(`[ssh]\nenabled = true\npassword_authentication = false\nauthorized_keys = [\n  "${pubKey}",\n]\n`);
+    expect(toml).toContain('[ethernet]\nmethod = "static"\ninterface = "eth0"\naddress = "192.168.1.11/24"\ngateway = "192.168.1.1"\ndns = [\n  "192.168.1.1",\n  "1.1.1.1",\n]\n');
+    expect(toml).toContain('[locale]\nkeymap = "gb"\ntimezone = "Europe/London"\nlocales = [\n  "en_GB.UTF-8",\n]\nlang = "en_GB.UTF-8"\n');
+    expect(debugfsLs(pi1, '/etc/NetworkManager/system-connections')).toEqual([]);
+    const pi3 = mtoolsRead(path.join(dir, 'preseed', 'pi3.img'), 'rpi-preseed.toml');
+    expect(pi3).toContain(`[wlan]\nssid = "pi-cluster"\npassword = "${wpaPsk('pi-cluster', WIFI_PASS)}"\npassword_encrypted = true\nhidden = false\nkey_mgmt = "wpa-psk"\ncountry = "GB"\n`);
+    expect(cmdlineOf(pi1)).toContain(CGROUP);
+    assertOtherBootFilesUnchanged(images.preseed2026 as string, pi1, ['rpi-preseed.toml', 'cmdline.txt']);
+    fsckBoot(pi1, dir);
+    fsckRoot(pi1, dir);
+  });
+});
+
+describe('burn to image files: Ubuntu (cloud-init with netplan networkd)', () => {
+  it('writes cloud-init files without the NetworkManager renderer and with Ubuntu groups', async () => {
+    await burnTo('ubuntu', 'ubuntu', { hosts: ['pi1'] });
+    const img = path.join(dir, 'ubuntu', 'pi1.img');
+    const net = parse(mtoolsRead(img, 'network-config')).network;
+    expect(net.renderer).toBeUndefined();
+    expect(net.ethernets.eth0.addresses).toEqual(['192.168.1.11/24']);
+    const ud = parse(mtoolsRead(img, 'user-data'));
+    expect(ud.users[0].groups.split(',')).not.toContain('gpio');
+    expect(ud.enable_ssh).toBeUndefined();
+  });
+});
+
+describe('sources, verification and refusals', () => {
+  it('writes from .img.xz, .img.gz and .zip sources to the same bytes', async () => {
+    const src = images.trixie as string;
+    execFileSync('xz', ['-k', '-T0', '-1', '-f', src]);
+    execFileSync('sh', ['-c', `gzip -1 -c '${src}' > '${src}.gz'`]);
+    execFileSync('python3', ['-c', `import zipfile,sys; zipfile.ZipFile(sys.argv[1]+'.zip','w',zipfile.ZIP_DEFLATED).write(sys.argv[1], 'trixie.img')`, src]);
+    for (const ext of ['.xz', '.gz', '.zip']) {
+      const out = path.join(dir, `from${ext}.img`);
+      const r = await writeImage(`${src}${ext}`, { kind: 'file', path: out });
+      expect(r.verified).toBe(true);
+      expect(readFileSync(out).equals(readFileSync(src))).toBe(true);
+    }
+  });
+
+  it('fails verification when the target does not keep a byte', async () => {
+    // A card that loses a bit after it was written: the byte changes on the medium between the
+    // write and etcher-sdk's read-back (the real verifier then reads the file).
+    class FlippingFile extends sourceDestination.File {
+      override createVerifier(...args: Parameters<sourceDestination.File["createVerifier"]>) {
+        const fd = openSync(this.path, 'r+');
+        const b = Buffer.alloc(1);
+        readSync(fd, b, 0, 1, BOOT_OFFSET + 3);
+        b[0] = (b[0] ?? 0) ^ 0x01;
+        writeSync(fd, b, 0, 1, BOOT_OFFSET + 3);
+        closeSync(fd);
+        return super.createVerifier(...args);
+      }
+    }
+    const out = path.join(dir, 'flipped.img');
+    const err = await writeImage(images.trixie as string, { kind: 'file', path: out }, { destination: new FlippingFile({ path: out, write: true }) }).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(/^verification of .*flipped\.img failed/);
+  });
+
+  it('refuses a truncated .xz before writing anything', async () => {
+    const src = images.bookworm as string;
+    execFileSync('xz', ['-k', '-T0', '-1', '-f', src]);
+    const cut = path.join(dir, 'cut.img.xz');
+    copyFileSync(`${src}.xz`, cut);
+    truncateSync(cut, Math.floor(statSync(cut).size / 2));
+    const outDir = path.join(dir, 'cut-out');
+    const err = await burn(options({ image: cut, outputDir: outDir, hosts: ['pi1'] })).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toMatch(/cut\.img\.xz/);
+    expect((err as UserError).hint).toMatch(/download it again/);
+    mkdirSync(outDir, { recursive: true });
+    expect(readdirNames(outDir)).not.toContain('pi1.img');
+  });
+
+  it('refuses an image with no known first-boot mechanism, saying what it found', async () => {
+    const err = await burn(options({ image: images.unknown as string, outputDir: path.join(dir, 'unknown') })).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(/uses no first-boot mechanism pifaas knows: found Debian GNU\/Linux 11 \(bullseye\); boot partition files: .*cmdline\.txt/);
+    expect((err as UserError).hint).toMatch(/--format/);
+    // Forcing a format works.
+    const forced = await burn(options({ image: images.unknown as string, outputDir: path.join(dir, 'unknown'), hosts: ['pi1'], format: 'custom-toml' }));
+    expect(forced[0]?.format).toBe('custom-toml');
+    expect(forced[0]?.reason).toBe('forced with --format');
+  });
+
+  it('needs a way to log in and a Wi-Fi passphrase, and takes neither from argv', async () => {
+    writeFileSync(path.join(dir, 'nokeys.yaml'), 'all:\n  children:\n    managers:\n      hosts:\n        m1: {}\n');
+    const err = await burn(options({ inventoryFile: path.join(dir, 'nokeys.yaml'), outputDir: path.join(dir, 'nk'), secrets: { env: {} } })).catch((e) => e);
+    expect((err as Error).message).toBe('host "m1" has no SSH key and no password, so nobody could log in');
+    const err2 = await burn(options({ outputDir: path.join(dir, 'nw'), hosts: ['pi3'], secrets: { env: {} } })).catch((e) => e);
+    expect((err2 as Error).message).toBe('host "pi3" joins Wi-Fi "pi-cluster" but no passphrase was given');
+  });
+});
+
+function readdirNames(d: string): string[] {
+  return execFileSync('ls', ['-A', d], { encoding: 'utf8' }).split('\n').filter(Boolean);
+}
