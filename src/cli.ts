@@ -8,6 +8,12 @@ import { inventoryCommand } from './commands/inventory.js';
 import { modelsCommand } from './commands/models.js';
 import { serveCommand } from './commands/serve.js';
 import { burnCommand } from './commands/burn.js';
+import { deployCommand } from './commands/deploy.js';
+import { lsCommand } from './commands/ls.js';
+import { rmCommand } from './commands/rm.js';
+import { invokeCommand } from './commands/invoke.js';
+import { logsCommand } from './commands/logs.js';
+import { openfaasCommand } from './commands/openfaas.js';
 
 const VERSION = '0.1.0';
 
@@ -30,6 +36,12 @@ export function buildProgram(): Command {
   program.addCommand(modelsCommand());
   program.addCommand(inventoryCommand());
   program.addCommand(burnCommand());
+  program.addCommand(openfaasCommand());
+  program.addCommand(deployCommand());
+  program.addCommand(lsCommand());
+  program.addCommand(invokeCommand());
+  program.addCommand(logsCommand());
+  program.addCommand(rmCommand());
   return program;
 }
 

@@ -104,10 +104,15 @@ export interface GatewaySelection {
   flag?: string;
   /** provider.gateway of stack.yml */
   stackGateway?: string;
+  /** The swarm an inventory describes (its manager's gateway), used when nothing above names one. */
+  inventoryGateway?: string;
   env?: NodeJS.ProcessEnv;
 }
 
-/** faas-cli's getGatewayURL: flag, then a non-default stack.yml gateway, then OPENFAAS_URL, then the default. */
+/**
+ * faas-cli's getGatewayURL: flag, then a non-default stack.yml gateway, then OPENFAAS_URL; pifaas
+ * adds the inventory's manager before falling back to the default.
+ */
 export function resolveGatewayUrl(sel: GatewaySelection): string {
   const env = sel.env ?? process.env;
   const chosen =
@@ -115,7 +120,7 @@ export function resolveGatewayUrl(sel: GatewaySelection): string {
       ? sel.flag
       : sel.stackGateway && normalizeGatewayUrl(sel.stackGateway) !== DEFAULT_GATEWAY_URL
         ? sel.stackGateway
-        : env[OPENFAAS_URL_ENV] || DEFAULT_GATEWAY_URL;
+        : env[OPENFAAS_URL_ENV] || sel.inventoryGateway || DEFAULT_GATEWAY_URL;
   return normalizeGatewayUrl(chosen);
 }
 

@@ -106,7 +106,7 @@ function buildPlatform(platform: string): string {
  * Reads the tasks of a function that is not ready yet and says why, or undefined when nothing is
  * wrong so far (tasks still being prepared or starting).
  */
-export function diagnoseTasks(fn: string, image: string, tasks: TaskReport[]): TaskDiagnosis | undefined {
+export function diagnoseTasks(fn: string, image: string, tasks: TaskReport[], hints: { missingImage?: string } = {}): TaskDiagnosis | undefined {
   const troubled = tasks.filter((t) => t.error || t.state === 'failed' || t.state === 'rejected');
   const latest = troubled.find((t) => t.error) ?? troubled[0];
   if (!latest) return undefined;
@@ -124,7 +124,9 @@ export function diagnoseTasks(fn: string, image: string, tasks: TaskReport[]): T
     return {
       fatal: true,
       message: `${fn}'s image ${image} is not on the node${where} and cannot be pulled: ${latest.error ?? 'No such image'}`,
-      hint: `send the image to every node with \`pifaas push ${fn} --to INVENTORY\` (or push it to a registry the nodes can reach), then deploy again`,
+      hint:
+        hints.missingImage ??
+        `send the image to every node with \`pifaas push ${fn} --to INVENTORY\` (or push it to a registry the nodes can reach), then deploy again`,
     };
   }
   if (/no suitable node/i.test(text)) {

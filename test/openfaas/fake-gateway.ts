@@ -127,8 +127,8 @@ export class FakeGateway {
     const u = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(u.searchParams);
     this.requests.push({ method: req.method ?? '', path: u.pathname, query, authorization: req.headers.authorization, body });
-    const json = (code: number, v: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(v));
-    const text = (code: number, t: string) => res.writeHead(code, { 'content-type': 'text/plain' }).end(t);
+    const json = (code: number, v: unknown): void => void res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+    const text = (code: number, t: string): void => void res.writeHead(code, { 'content-type': 'text/plain' }).end(t);
 
     if (u.pathname === '/healthz') return text(200, 'OK');
 

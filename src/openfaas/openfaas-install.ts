@@ -1,0 +1,118 @@
+// Why: the one entry point for putting OpenFaaS on a swarm, shared by `pifaas openfaas install` and
+// the provisioning step of `pifaas provision`: apply the stack through a manager's Docker API, keep
+// the gateway's credentials in faas-cli's config file for the gateway's URL, and (optionally) wait
+// until the gateway answers an authenticated call - or say which of its tasks cannot start and why.
+import type Dockerode from 'dockerode';
+import { UserError } from '../user-error.js';
+import { lookupCredentials, openfaasConfigFile, saveCredentials } from './credentials.js';
+import { GatewayClient, GatewayUnauthorizedError, GatewayUnreachableError, normalizeGatewayUrl, type GatewayCredentials } from './gateway-client.js';
+import { OPENFAAS_SWARM_RELEASE } from './release.js';
+import { installOpenFaaS, type InstallResult } from './stack-installer.js';
+import type { PublishMode } from './swarm-stack.js';
+import { diagnoseTasks, dockerFunctionTasks } from './swarm-tasks.js';
+
+export interface OpenFaaSInstallOptions {
+  /** A swarm manager's Docker Engine API (dockerFor(operator) for a node reached over SSH). */
+  docker: Dockerode;
+  /** The address users reach the gateway at: the manager's inventory address. */
+  gatewayHost: string;
+  publish?: PublishMode;
+  gatewayPort?: number;
+  resetPassword?: boolean;
+  /** Wait this long for the gateway to answer with the saved credentials (0: do not wait). */
+  waitMs?: number;
+  env?: NodeJS.ProcessEnv;
+  onStep?: (message: string) => void;
+}
+
+export interface OpenFaaSInstallOutcome extends InstallResult {
+  gatewayUrl: string;
+  credentialsFile: string;
+  username: string;
+  /** Gateway and provider versions, when the gateway was waited for. */
+  gatewayVersion?: string;
+  provider?: string;
+}
+
+export async function installOpenFaaSOnSwarm(opts: OpenFaaSInstallOptions): Promise<OpenFaaSInstallOutcome> {
+  const env = opts.env ?? process.env;
+  const port = opts.gatewayPort ?? OPENFAAS_SWARM_RELEASE.defaultGatewayPort;
+  const gatewayUrl = normalizeGatewayUrl(`http://${opts.gatewayHost}:${port}`);
+  let creds: GatewayCredentials | undefined;
+  const result = await installOpenFaaS(opts.docker, {
+    publish: opts.publish ?? 'ingress',
+    gatewayPort: port,
+    resetPassword: opts.resetPassword,
+    onStep: opts.onStep,
+    credentials: {
+      load: async () => (creds = await lookupCredentials(gatewayUrl, env)),
+      save: async (c) => {
+        creds = c;
+        await saveCredentials(gatewayUrl, c, env);
+      },
+    },
+  });
+  const outcome: OpenFaaSInstallOutcome = {
+    ...result,
+    gatewayUrl,
+    credentialsFile: openfaasConfigFile(env),
+    username: creds?.username ?? OPENFAAS_SWARM_RELEASE.adminUser,
+  };
+  if (opts.waitMs && creds) {
+    opts.onStep?.(`waiting for the gateway at ${gatewayUrl}`);
+    const images = new Map(result.services.map((s) => [s.name, s.image]));
+    const info = await waitForGateway(opts.docker, new GatewayClient({ url: gatewayUrl, credentials: creds, requestTimeoutMs: 5000 }), opts.waitMs, images);
+    outcome.gatewayVersion = info.version;
+    outcome.provider = info.provider;
+  }
+  return outcome;
+}
+
+/**
+ * Polls GET /system/info with the credentials until it answers. A 401 means the swarm's password is
+ * not the saved one; tasks that cannot start (no image, no internet to pull it) end the wait early.
+ */
+export async function waitForGateway(
+  docker: Dockerode,
+  client: GatewayClient,
+  waitMs: number,
+  images: Map<string, string> = new Map(),
+): Promise<{ version?: string; provider?: string }> {
+  const deadline = Date.now() + waitMs;
+  const tasks = dockerFunctionTasks(docker);
+  const gatewayService = `${OPENFAAS_SWARM_RELEASE.stackNamespace}_gateway`;
+  const watched = ['gateway', 'faas-swarm', 'basic-auth-plugin'].map((s) => `${OPENFAAS_SWARM_RELEASE.stackNamespace}_${s}`);
+  for (let round = 0; ; round++) {
+    try {
+      const info = await client.info();
+      return { version: info.version?.release, provider: info.provider ? `${info.provider.provider} ${info.provider.version?.release ?? ''}`.trim() : undefined };
+    } catch (e) {
+      if (e instanceof GatewayUnauthorizedError) {
+        throw new UserError(
+          `the gateway at ${client.url} refuses the password saved on this machine: the swarm holds another one`,
+          'run the install again with --reset-password to give the swarm a new password (the core services are re-created)',
+          1,
+          { cause: e },
+        );
+      }
+      if (!(e instanceof GatewayUnreachableError) && !(e instanceof UserError)) throw e;
+    }
+    if (round % 3 === 0) {
+      for (const svc of watched) {
+        const d = diagnoseTasks(svc, images.get(svc) ?? svc, await tasks.tasks(svc), {
+          missingImage: 'the nodes pull OpenFaaS\'s images from Docker Hub: give the swarm internet access (or `docker load` the images on each node) and run the install again',
+        });
+        if (d?.fatal) throw new UserError(`OpenFaaS cannot start: ${d.message}`, d.hint);
+      }
+    }
+    if (Date.now() > deadline) {
+      const list = await tasks.tasks(gatewayService);
+      const d = diagnoseTasks(gatewayService, images.get(gatewayService) ?? gatewayService, list);
+      throw new UserError(
+        `the gateway at ${client.url} did not answer within ${Math.round(waitMs / 1000)} s${d ? `: ${d.message}` : ''}`,
+        d?.hint ?? 'images may still be downloading: check `docker stack ps func` on the manager and run the install again (nothing is redone)',
+      );
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
