@@ -50,10 +50,11 @@ export interface Operator {
   /** A raw byte stream to a unix socket on the node (the Docker API by default). */
   openDockerSocket(socketPath?: string): Promise<Duplex>;
   /**
-   * Drops and re-opens the connection (after adding the user to a group, or a reboot).
+   * Drops and re-opens the connection (after adding the user to a group, or a reboot; retryForMs:
+   * how long to keep trying while the node is down).
    * The local operator does nothing.
    */
-  reconnect(): Promise<void>;
+  reconnect(options?: { retryForMs?: number }): Promise<void>;
   close(): Promise<void>;
 }
 

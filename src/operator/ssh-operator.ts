@@ -72,9 +72,9 @@ export class SshOperator implements Operator {
     });
   }
 
-  async reconnect(): Promise<void> {
+  async reconnect(options: { retryForMs?: number } = {}): Promise<void> {
     this.connection.close();
-    this.connection = await connectSsh(this.target, { ...this.options, label: this.options.label ?? this.name });
+    this.connection = await connectSsh(this.target, { ...this.options, ...options, label: this.options.label ?? this.name });
   }
 
   async close(): Promise<void> {

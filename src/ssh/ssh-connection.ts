@@ -3,7 +3,9 @@
 // ssh-agent and key files (passphrases asked, never taken from argv), ProxyJump hops, and retries
 // with backoff while a node is rebooting or its sshd is not up yet.
 import { readFile } from 'node:fs/promises';
-import { Client, utils, type AnyAuthMethod, type AuthenticationType, type ConnectConfig, type NextAuthHandler } from 'ssh2';
+import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client as SshClient, type ConnectConfig, type NextAuthHandler } from 'ssh2';
+
+const { Client, utils } = ssh2;
 import { UserError } from '../user-error.js';
 import { algorithmsForKeyType, fingerprintOf, KnownHosts, keyTypeOf } from './known-hosts.js';
 import type { SshTarget } from './ssh-config.js';
@@ -43,7 +45,7 @@ export class HostKeyError extends UserError {}
 
 /** An open connection and the jump connections under it. */
 export interface SshConnection {
-  client: Client;
+  client: SshClient;
   target: SshTarget;
   close(): void;
 }
@@ -134,7 +136,7 @@ async function connectOnce(target: SshTarget, options: ConnectOptions): Promise<
   }
 }
 
-function forwardOut(client: Client, host: string, port: number): Promise<NonNullable<ConnectConfig['sock']>> {
+function forwardOut(client: SshClient, host: string, port: number): Promise<NonNullable<ConnectConfig['sock']>> {
   return new Promise((resolve, reject) => {
     client.forwardOut('127.0.0.1', 0, host, port, (err, stream) => (err ? reject(err) : resolve(stream)));
   });

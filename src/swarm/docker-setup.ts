@@ -1,0 +1,165 @@
+// Why: every node needs Docker Engine running with sane settings before it can join the swarm.
+// Each step here checks first and changes only what differs (so a second run reports
+// "unchanged"): install when absent, daemon.json merged with what the user has, a restart only
+// when that file changed, the SSH user in the docker group, and the memory cgroup on a Pi.
+import { UserError } from '../user-error.js';
+import type { Operator } from '../operator/operator.js';
+import { shellQuote } from '../operator/shell-quote.js';
+import type { NodeFacts } from './node-facts.js';
+
+export const DAEMON_JSON = '/etc/docker/daemon.json';
+/** Lowest Docker API version accepted from clients on Docker 29+ (old OpenFaaS components speak 1.30). */
+export const MIN_API_VERSION = '1.24';
+
+export type DockerInstallMethod = 'package' | 'convenience-script';
+
+/** Installs Docker Engine (Debian/Raspberry Pi OS/Ubuntu package, or Docker's convenience script). */
+export async function installDocker(op: Operator, facts: NodeFacts, method: DockerInstallMethod): Promise<void> {
+  if (method === 'convenience-script') {
+    await op.run('curl -fsSL https://get.docker.com -o /tmp/get-docker.sh && sh /tmp/get-docker.sh && rm -f /tmp/get-docker.sh', { sudo: true, timeoutMs: 20 * 60_000 });
+    return;
+  }
+  if (!['debian', 'raspbian', 'ubuntu'].includes(facts.osId)) {
+    throw new UserError(
+      `${op.name}: Docker is not installed and ${facts.osName} has no package pifaas knows`,
+      'install Docker Engine yourself, or set pifaas_docker_install: convenience-script in the inventory',
+    );
+  }
+  await op.run('DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io', {
+    sudo: true,
+    timeoutMs: 20 * 60_000,
+  });
+}
+
+/** Is dockerd running (answering on its socket)? Checked as root. */
+export async function dockerRunning(op: Operator): Promise<boolean> {
+  const r = await op.run('docker version --format "{{.Server.Version}}"', { sudo: true, check: false, timeoutMs: 30_000 });
+  return r.code === 0;
+}
+
+/** Starts dockerd and enables it at boot (systemctl where systemd runs, else service + update-rc.d). */
+export async function enableAndStartDocker(op: Operator, facts: NodeFacts): Promise<string[]> {
+  const changes: string[] = [];
+  if (facts.systemd) {
+    const enabled = await op.run('systemctl is-enabled docker', { check: false });
+    if (enabled.stdout.trim() !== 'enabled') {
+      await op.run('systemctl enable docker', { sudo: true });
+      changes.push('enabled docker at boot');
+    }
+  } else {
+    const rc = await op.run('ls /etc/rc2.d/ 2>/dev/null | grep -q "^S[0-9]*docker$"', { check: false });
+    if (rc.code !== 0) {
+      const r = await op.run('command -v update-rc.d >/dev/null && update-rc.d docker defaults', { sudo: true, check: false });
+      if (r.code === 0) changes.push('enabled docker at boot');
+    }
+  }
+  if (!(await dockerRunning(op))) {
+    await op.run(facts.systemd ? 'systemctl start docker' : 'service docker start', { sudo: true, timeoutMs: 120_000 });
+    await waitForDocker(op);
+    changes.push('started dockerd');
+  }
+  return changes;
+}
+
+export async function restartDocker(op: Operator, facts: NodeFacts): Promise<void> {
+  await op.run(facts.systemd ? 'systemctl restart docker' : 'service docker restart', { sudo: true, timeoutMs: 180_000 });
+  await waitForDocker(op);
+}
+
+async function waitForDocker(op: Operator): Promise<void> {
+  const r = await op.run('for i in $(seq 1 120); do docker version >/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1', {
+    sudo: true,
+    check: false,
+    timeoutMs: 90_000,
+  });
+  if (r.code !== 0) {
+    const log = await op.run('journalctl -u docker -n 15 --no-pager 2>/dev/null || tail -n 15 /var/log/docker.log 2>/dev/null', { sudo: true, check: false });
+    throw new UserError(`${op.name}: dockerd did not come up after a (re)start:\n${log.stdout.trim()}`, `check ${DAEMON_JSON} on the node and the Docker log above`);
+  }
+}
+
+function majorOf(version: string | undefined): number {
+  return Number(/^(\d+)/.exec(version ?? '')?.[1] ?? 0);
+}
+
+/** The daemon.json pifaas wants, merged into what is there (the user's own keys win where they overlap). */
+export function mergeDaemonConfig(existing: Record<string, unknown>, dockerVersion: string | undefined): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...existing };
+  if (merged['log-driver'] === undefined) merged['log-driver'] = 'json-file';
+  if (merged['log-driver'] === 'json-file' || merged['log-driver'] === 'local') {
+    const opts = (typeof merged['log-opts'] === 'object' && merged['log-opts'] !== null ? merged['log-opts'] : {}) as Record<string, unknown>;
+    merged['log-opts'] = { 'max-size': '10m', 'max-file': '3', ...opts };
+  }
+  // Docker 29 refuses API clients older than 1.44 unless told otherwise; older engines reject the key.
+  if (majorOf(dockerVersion) >= 29 && merged['min-api-version'] === undefined) merged['min-api-version'] = MIN_API_VERSION;
+  return merged;
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** Writes the merged daemon.json when it differs; returns true when it changed (dockerd needs a restart). */
+export async function ensureDaemonConfig(op: Operator, facts: NodeFacts): Promise<boolean> {
+  const raw = await op.readFile(DAEMON_JSON, { sudo: true });
+  let existing: Record<string, unknown> = {};
+  if (raw && raw.toString('utf8').trim()) {
+    try {
+      const parsed: unknown = JSON.parse(raw.toString('utf8'));
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
+      existing = parsed as Record<string, unknown>;
+    } catch (e) {
+      throw new UserError(`${op.name}: ${DAEMON_JSON} is not valid JSON (${(e as Error).message})`, `fix or remove ${DAEMON_JSON} on the node, then re-run`);
+    }
+  }
+  const merged = mergeDaemonConfig(existing, facts.dockerVersion);
+  if (raw && stableJson(merged) === stableJson(existing)) return false;
+  await op.writeFile(DAEMON_JSON, `${JSON.stringify(merged, null, 2)}\n`, { sudo: true, mode: 0o644 });
+  return true;
+}
+
+/** Adds the login user to the docker group; returns true when it did (the connection must be re-opened). */
+export async function ensureDockerGroup(op: Operator, facts: NodeFacts): Promise<boolean> {
+  if (facts.user === 'root' || facts.userInDockerGroup) return false;
+  await op.run(`getent group docker >/dev/null || groupadd docker; usermod -aG docker ${shellQuote(facts.user)}`, { sudo: true });
+  return true;
+}
+
+export const CGROUP_FLAGS = ['cgroup_enable=memory', 'cgroup_memory=1'];
+
+/** Adds the memory cgroup flags to a Pi's one-line cmdline.txt (unchanged if present). */
+export function addCgroupFlags(cmdline: string): string {
+  const words = cmdline.trim().split(/\s+/).filter(Boolean);
+  for (const flag of CGROUP_FLAGS) if (!words.includes(flag)) words.push(flag);
+  return `${words.join(' ')}\n`;
+}
+
+/**
+ * The memory cgroup is needed for container memory limits. On a Pi the fix is two kernel flags in
+ * cmdline.txt and a reboot; elsewhere the user has to fix the kernel command line themselves.
+ * Returns 'ok', 'rebooting' (flags written, reboot started) or a warning.
+ */
+export async function ensureMemoryCgroup(op: Operator, facts: NodeFacts, fix: boolean): Promise<{ result: 'ok' | 'rebooting' | 'warning'; message?: string }> {
+  if (facts.memoryCgroup) return { result: 'ok' };
+  if (!facts.piModel || !facts.cmdlineFile) {
+    return { result: 'warning', message: `${op.name}: the memory cgroup is not enabled; container memory limits will not apply (enable it on the kernel command line)` };
+  }
+  if (!fix) {
+    throw new UserError(
+      `${op.name}: the memory cgroup is not enabled on this ${facts.piModel} (needed for container memory limits)`,
+      `re-run with --fix-cgroups (or set pifaas_fix_cgroups: true) to add ${CGROUP_FLAGS.join(' ')} to ${facts.cmdlineFile} and reboot the node`,
+    );
+  }
+  const current = (await op.readFile(facts.cmdlineFile, { sudo: true }))?.toString('utf8') ?? '';
+  const next = addCgroupFlags(current);
+  if (next.trim() !== current.trim()) await op.writeFile(facts.cmdlineFile, next, { sudo: true, mode: 0o755 });
+  await op.run('nohup sh -c "sleep 1; (systemctl reboot || reboot)" >/dev/null 2>&1 &', { sudo: true });
+  return { result: 'rebooting' };
+}
