@@ -4,6 +4,9 @@
 import { Command, CommanderError } from 'commander';
 import { reportError } from './cli/output.js';
 import { withExamples } from './cli/command-help.js';
+import { labCommand } from './commands/lab.js';
+import { provisionCommand } from './commands/provision.js';
+import { statusCommand } from './commands/status.js';
 import { inventoryCommand } from './commands/inventory.js';
 import { modelsCommand } from './commands/models.js';
 import { serveCommand } from './commands/serve.js';
@@ -36,12 +39,15 @@ export function buildProgram(): Command {
   program.addCommand(modelsCommand());
   program.addCommand(inventoryCommand());
   program.addCommand(burnCommand());
+  program.addCommand(provisionCommand());
+  program.addCommand(statusCommand());
   program.addCommand(openfaasCommand());
   program.addCommand(deployCommand());
   program.addCommand(lsCommand());
   program.addCommand(invokeCommand());
   program.addCommand(logsCommand());
   program.addCommand(rmCommand());
+  program.addCommand(labCommand());
   return program;
 }
 

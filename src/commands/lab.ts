@@ -1,0 +1,107 @@
+// Why: `pifaas lab up|down|ls` - a real multi-node cluster on this Linux machine (network
+// namespaces, sshd, dockerd) to try pifaas without Pis; the work is done by src/lab/lab.ts.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Listr } from 'listr2';
+import { withExamples } from '../cli/command-help.js';
+import { formatTable, printResult } from '../cli/output.js';
+import { DEFAULT_LAB_NAME, DEFAULT_LAB_NODES, DEFAULT_LAB_SUBNET, labDown, labUp, listLabs, type Lab, type LabUser } from '../lab/lab.js';
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number, at least 1');
+  return n;
+}
+
+interface UpFlags {
+  name: string;
+  nodes: number;
+  subnet: string;
+  dir?: string;
+  managers: number;
+  user: LabUser;
+  docker: boolean;
+  json?: boolean;
+}
+
+function humanLab(lab: Lab): string {
+  return [
+    formatTable(
+      ['NODE', 'ROLE', 'ADDRESS'],
+      lab.nodes.map((n) => [n.name, n.role, n.address]),
+    ),
+    '',
+    `inventory:   ${lab.inventoryFile}`,
+    `ssh key:     ${lab.sshKeyFile}  (users root, pi [sudo with password], ops [passwordless sudo])`,
+    `known_hosts: ${lab.knownHostsFile}`,
+    '',
+    `next: pifaas provision ${lab.inventoryFile}`,
+    `      ssh -i ${lab.sshKeyFile} -o UserKnownHostsFile=${lab.knownHostsFile} pi@${lab.nodes[0]?.address ?? ''}`,
+    `done: pifaas lab down --name ${lab.name}`,
+  ].join('\n');
+}
+
+export function labCommand(): Command {
+  const cmd = new Command('lab').description('a real multi-node cluster on this Linux machine (root): network namespaces with sshd and dockerd');
+
+  const up = new Command('up')
+    .description('make (or check) a lab: N nodes on one bridge, each with its own hostname, /etc, sshd and dockerd; writes an inventory.yaml and an SSH key')
+    .option('--nodes <n>', 'number of nodes', positiveInt, DEFAULT_LAB_NODES)
+    .option('--name <name>', 'lab name (1-8 lowercase letters/digits); several labs can run at once', DEFAULT_LAB_NAME)
+    .option('--subnet <cidr>', 'IPv4 subnet of the lab bridge (.1 is this machine, nodes .11 up)', DEFAULT_LAB_SUBNET)
+    .option('--managers <n>', 'how many nodes are swarm managers in the inventory', positiveInt, 1)
+    .option('--dir <dir>', 'where node data, the key and the inventory go (default /var/lib/pifaas/lab/<name>)')
+    .addOption(new Option('--user <user>', 'the inventory\'s SSH user').choices(['pi', 'root', 'ops']).default('pi'))
+    .option('--no-docker', 'leave dockerd stopped on the nodes (provision then starts it)')
+    .option('--json', 'print the lab as JSON');
+  up.action(async (opts: UpFlags) => {
+    let lab: Lab | undefined;
+    await new Listr(
+      [
+        {
+          title: `lab ${opts.name}: ${opts.nodes} node(s) on ${opts.subnet}`,
+          task: async (_c, task) => {
+            lab = await labUp({ ...opts, onProgress: (m) => (task.output = m) });
+            task.title = `lab ${opts.name} is up`;
+          },
+          rendererOptions: { persistentOutput: false },
+        },
+      ],
+      { renderer: opts.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple', exitOnError: true, fallbackRenderer: 'simple' } as never,
+    ).run();
+    if (lab) {
+      // The sudo password stays in the 0600 inventory file; it is never printed.
+      const { piPassword: _secret, ...shown } = lab;
+      printResult(opts, shown, (l) => humanLab({ ...l, piPassword: '' }));
+    }
+  });
+  withExamples(up, 'sudo pifaas lab up --nodes 3', 'sudo pifaas lab up --name lab2 --subnet 10.98.0.0/24 --nodes 6 --json');
+
+  const down = new Command('down')
+    .description('remove a lab: its daemons and containers, namespaces, bridge, iptables rules and files (also after a crash)')
+    .option('--name <name>', 'lab name', DEFAULT_LAB_NAME)
+    .option('--json', 'print what was removed as JSON');
+  down.action(async (opts: { name: string; json?: boolean }) => {
+    const r = await labDown(opts.name);
+    printResult(opts, r, (d) => (d.found ? `lab ${d.name} removed (${d.processes} process(es) stopped)` : `no lab named ${d.name}: nothing to remove`));
+  });
+  withExamples(down, 'sudo pifaas lab down', 'sudo pifaas lab down --name lab2');
+
+  const ls = new Command('ls').description('list the labs on this machine').option('--json', 'print as JSON');
+  ls.action(async (opts: { json?: boolean }) => {
+    const labs = await listLabs();
+    printResult(opts, labs, (list) =>
+      list.length
+        ? formatTable(
+            ['LAB', 'SUBNET', 'NODES', 'RUNNING', 'INVENTORY'],
+            list.map((l) => [l.name, l.subnet, String(l.nodes.length), String(l.nodes.filter((n) => n.running).length), l.inventoryFile]),
+          )
+        : 'no labs (make one with: sudo pifaas lab up)',
+    );
+  });
+  withExamples(ls, 'pifaas lab ls');
+
+  cmd.addCommand(up);
+  cmd.addCommand(down);
+  cmd.addCommand(ls);
+  return cmd;
+}
