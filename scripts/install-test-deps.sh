@@ -16,4 +16,5 @@ apt-get install -y -q --no-install-recommends \
   libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross libatomic1-arm64-cross \
   libc6-armhf-cross libstdc++6-armhf-cross libgcc-s1-armhf-cross libatomic1-armhf-cross \
   docker-registry \
-  fdisk dosfstools mtools e2fsprogs e2tools xz-utils busybox-static
+  fdisk dosfstools mtools e2fsprogs e2tools xz-utils busybox-static \
+  strace zip gzip openssl

@@ -9,7 +9,8 @@ export const CGROUP_FLAGS = ['cgroup_enable=memory', 'cgroup_memory=1'] as const
  * replaced, a missing one is appended; everything else keeps its order. The result is one line.
  */
 export function setKernelParams(cmdline: string, params: Record<string, string>): string {
-  const tokens = cmdline.split(/\s+/).filter(Boolean);
+  // The firmware reads only the first line; anything after it is dropped.
+  const tokens = (cmdline.split('\n')[0] ?? '').split(/\s+/).filter(Boolean);
   const out: string[] = [];
   const seen = new Set<string>();
   for (const t of tokens) {

@@ -74,7 +74,7 @@ export async function writeImage(image: string, target: Target, opts: WriteOptio
       source,
       destinations: [destination],
       verify,
-      numBuffers: 16,
+      numBuffers: 32,
       onFail: (_d, err) => failures.push(err.message),
       onProgress: (p) => {
         if (p.type === 'verifying' && verifyStarted === undefined) verifyStarted = performance.now();

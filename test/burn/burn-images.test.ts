@@ -314,7 +314,7 @@ describe('sources, verification and refusals', () => {
     const src = images.trixie as string;
     execFileSync('xz', ['-k', '-T0', '-1', '-f', src]);
     execFileSync('sh', ['-c', `gzip -1 -c '${src}' > '${src}.gz'`]);
-    execFileSync('python3', ['-c', `import zipfile,sys; zipfile.ZipFile(sys.argv[1]+'.zip','w',zipfile.ZIP_DEFLATED).write(sys.argv[1], 'trixie.img')`, src]);
+    execFileSync('zip', ['-q', '-j', '-1', `${src}.zip`, src]);
     for (const ext of ['.xz', '.gz', '.zip']) {
       const out = path.join(dir, `from${ext}.img`);
       const r = await writeImage(`${src}${ext}`, { kind: 'file', path: out });
