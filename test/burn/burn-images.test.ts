@@ -6,6 +6,8 @@
 // an unknown image are refused.
 import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sourceDestination } from 'etcher-sdk';
@@ -320,6 +322,33 @@ describe('sources, verification and refusals', () => {
       const r = await writeImage(`${src}${ext}`, { kind: 'file', path: out });
       expect(r.verified).toBe(true);
       expect(readFileSync(out).equals(readFileSync(src))).toBe(true);
+    }
+  });
+
+  it('writes from an http URL', async () => {
+    const src = images.trixie as string;
+    const body = readFileSync(src);
+    // A proxy from the environment must not take requests to this local server.
+    for (const k of ['NO_PROXY', 'no_proxy']) process.env[k] = [process.env[k], '127.0.0.1'].filter(Boolean).join(',');
+    const server = createServer((req, res) => {
+      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+      const start = range ? Number(range[1]) : 0;
+      const end = range && range[2] ? Number(range[2]) : body.length - 1;
+      const part = body.subarray(start, end + 1);
+      const headers = { 'content-length': part.length, 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
+      if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${body.length}` });
+      else res.writeHead(200, headers);
+      res.end(req.method === 'HEAD' ? undefined : part);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const out = path.join(dir, 'from-url.img');
+      const r = await writeImage(`http://127.0.0.1:${port}/trixie.img`, { kind: 'file', path: out });
+      expect(r.verified).toBe(true);
+      expect(readFileSync(out).equals(readFileSync(src))).toBe(true);
+    } finally {
+      server.close();
     }
   });
 
