@@ -17,6 +17,7 @@ import { rmCommand } from './commands/rm.js';
 import { invokeCommand } from './commands/invoke.js';
 import { logsCommand } from './commands/logs.js';
 import { openfaasCommand } from './commands/openfaas.js';
+import { k8sCommand } from './commands/k8s.js';
 
 const VERSION = '0.1.0';
 
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   program.addCommand(invokeCommand());
   program.addCommand(logsCommand());
   program.addCommand(rmCommand());
+  program.addCommand(k8sCommand());
   program.addCommand(labCommand());
   return program;
 }

@@ -41,7 +41,7 @@ export function describeAnswer(res: InvokeResult): { status: number; contentType
       // fall through: shown as text
     }
   }
-  const printable = !/[\x00-\x08\x0e-\x1f]/.test(text);
+  const printable = !res.body.some((b) => b < 9 || (b > 13 && b < 32));
   return { status: res.status, contentType: res.contentType, body: printable ? text : `<${res.body.length} bytes>` };
 }
 

@@ -19,12 +19,14 @@ describe('the project\'s stack.yml', () => {
     expect(Object.keys(stack.functions)).toEqual(['faas-resnet', 'faas-digits']);
     const resnet = stackFunction(stack, 'faas-resnet');
     expect(resnet.image).toMatch(/^pifaas\/faas-resnet:\d+\.\d+\.\d+$/);
-    expect(resnet.environment).toMatchObject({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'resnet50-v1-12-int8', port: '8080' });
+    expect(resnet.environment).toMatchObject({ PIFAAS_FUNCTION: 'faas-resnet', port: '8080' });
+    // The model baked into the image (its PIFAAS_MODEL) is served unless stack.yml names another.
+    expect(resnet.environment.PIFAAS_MODEL).toBeUndefined();
     expect(resnet.labels).toMatchObject({ 'com.openfaas.scale.min': '1' });
     expect(resnet.limits?.memory).toBe('512M');
     expect(resnet.constraints).toEqual(['node.platform.os == linux']);
     const digits = stackFunction(stack, 'faas-digits');
-    expect(digits.environment).toMatchObject({ PIFAAS_FUNCTION: 'faas-digits', PIFAAS_MODEL: 'mnist-8' });
+    expect(digits.environment).toMatchObject({ PIFAAS_FUNCTION: 'faas-digits' });
   });
 
   it('has function timeouts that fit inside the gateway\'s (exec < read/write <= gateway upstream < gateway read/write)', async () => {
@@ -49,8 +51,9 @@ describe('the project\'s stack.yml', () => {
   });
 
   it('expands ${VAR:-default} from the environment, as faas-cli does', async () => {
-    const stack = await loadStackFile('stack.yml', { PIFAAS_RESNET_MODEL: 'mobilenetv2-12-int8' });
-    expect(stack.functions['faas-resnet']!.environment.PIFAAS_MODEL).toBe('mobilenetv2-12-int8');
+    const text = 'provider: {name: openfaas}\nfunctions:\n  f:\n    image: pifaas/f:${TAG:-latest}\n    environment: {PIFAAS_MODEL: "${M:-mnist-8}"}\n';
+    expect(stackFunction(await parseStackFile(text, 's.yml', {}), 'f')).toMatchObject({ image: 'pifaas/f:latest', environment: { PIFAAS_MODEL: 'mnist-8' } });
+    expect(stackFunction(await parseStackFile(text, 's.yml', { TAG: '0.2.0', M: 'digits-8x8' }), 'f')).toMatchObject({ image: 'pifaas/f:0.2.0', environment: { PIFAAS_MODEL: 'digits-8x8' } });
     expect(expandEnv('a ${X} b ${Y:-dflt} c ${Z:-}', { X: '1' })).toBe('a 1 b dflt c ');
   });
 });
