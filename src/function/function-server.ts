@@ -248,7 +248,8 @@ export class FunctionServer {
       respond(200, result);
     } catch (err) {
       if (err instanceof FunctionError) {
-        if (err.status === 413) res.setHeader('connection', 'close');
+        // A 413 is sent while the client may still be uploading: Node discards the rest of the body
+        // (bounded by read_timeout) so the client reads the answer instead of a reset connection.
         fail(err);
       } else {
         this.log(`error on ${req.method} ${path}: ${(err as Error).stack ?? String(err)}`);

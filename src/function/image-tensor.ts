@@ -66,8 +66,8 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
   let outW: number;
   let outH: number;
   if (pre.resize.kind === 'center-crop') {
-    // Same result as "shorter side to 256, centre crop 224", computed as one crop of the original
-    // (224/256 of the shorter side) then one resize: cheaper, and libvips shrinks JPEGs on load.
+    // "Shorter side to shorterSide, centre crop crop", computed as one crop of the original
+    // (crop/shorterSide of its shorter side) then one resize: cheaper, same pixels.
     const side = Math.min(info.width, info.height);
     const cropSide = Math.max(1, Math.round((side * pre.resize.crop) / pre.resize.shorterSide));
     const left = Math.floor((info.width - cropSide) / 2);
@@ -98,7 +98,7 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
   if (raw.info.channels !== channels || raw.info.width !== outW || raw.info.height !== outH) {
     throw new FunctionError(400, 'bad_image', `the ${info.format} image decoded to an unexpected shape ${raw.info.width}x${raw.info.height}x${raw.info.channels}`);
   }
-  const data = toFloat(raw.data, outW, outH, channels, pre);
+  const data = pixelsToTensor(raw.data, outW, outH, channels, pre);
   const dims = pre.layout === 'NCHW' ? [1, channels, outH, outW] : [1, outW * outH * channels];
   return { data, dims, decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
 }
@@ -118,7 +118,8 @@ function borderMean(px: Uint8Array, w: number, h: number): number {
   return n ? sum / n : 0;
 }
 
-function toFloat(px: Buffer, w: number, h: number, channels: number, pre: Preprocessing): Float32Array {
+/** 8-bit pixels (interleaved channels) into the model's float tensor: value range, mean/std, ink polarity, layout. */
+export function pixelsToTensor(px: Uint8Array, w: number, h: number, channels: number, pre: Preprocessing): Float32Array {
   const [lo, hi] = pre.range;
   const hw = w * h;
   const out = new Float32Array(hw * channels);

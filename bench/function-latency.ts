@@ -1,0 +1,305 @@
+// Why: the function must stay close to the bare inference engine. In one run, on the same model and
+// photo, this measures: bare onnxruntime-node session.run; the function's in-process handler
+// (decode + preprocess + inference + answer); end-to-end HTTP latency at concurrency 1 (p50, p99)
+// against the real function process (dist/function/main.js); requests/s at concurrency 1, 2, 4, 8
+// (autocannon); and process start -> /_/health 200 for the bundled models. It prints the ratios the
+// targets are stated in (HTTP p50 / bare run; throughput / (1000 / bare ms); decode+preprocess /
+// inference), so noisy absolute numbers on a shared machine still compare within one run.
+//
+// Usage: npm run build && npx tsx bench/function-latency.ts [--models mobilenet,resnet50] [--photo tiger.jpg]
+//        [--seconds 8] [--cache DIR]
+// The FP32 ResNet-50-shaped graph (random weights, ~100 MB, not committed) is made on first use with
+// /usr/bin/python3 ../shared/tools/make-torchvision-onnx.py (Debian: python3-torch python3-torchvision)
+// into the cache dir (default /tmp/pifaas-bench).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { startClassifier, type Classifier } from '../src/function/classifier.js';
+import { invokeFunction } from '../src/function/function-server.js';
+import { imageToTensor, readImageInfo } from '../src/function/image-tensor.js';
+import { parseUrlPolicy } from '../src/function/url-policy.js';
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+}
+type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SHARED = path.resolve(REPO, '..', 'shared');
+const MAIN_JS = path.join(REPO, 'dist', 'function', 'main.js');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
+}
+
+const MODELS = arg('models', 'mobilenet,resnet50').split(',');
+const PHOTO = arg('photo', 'tiger.jpg');
+const SECONDS = Number(arg('seconds', '8'));
+const CACHE = path.resolve(arg('cache', process.env.PIFAAS_BENCH_CACHE ?? '/tmp/pifaas-bench'));
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+function stats(samples: number[]): { mean: number; p50: number; p99: number; n: number } {
+  const s = [...samples].sort((a, b) => a - b);
+  return { mean: s.reduce((a, b) => a + b, 0) / s.length, p50: percentile(s, 50), p99: percentile(s, 99), n: s.length };
+}
+
+/** Runs fn repeatedly for about `ms` milliseconds (at least `min` times) and returns each duration. */
+async function timeLoop(ms: number, min: number, fn: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end || out.length < min) {
+    const t = performance.now();
+    await fn();
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+function f(n: number, digits = 2): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+async function sha256(file: string): Promise<string> {
+  return createHash('sha256').update(await readFile(file)).digest('hex');
+}
+
+/** A models folder for the benchmark: the real catalog plus the random-weight FP32 ResNet-50. */
+async function benchModelsDir(): Promise<string> {
+  const dir = path.join(CACHE, 'models');
+  await mkdir(dir, { recursive: true });
+  const onnx = path.join(CACHE, 'resnet50-random.onnx');
+  if (!existsSync(onnx)) {
+    process.stderr.write(`making ${onnx} with ../shared/tools/make-torchvision-onnx.py (once)...\n`);
+    const r = spawnSync('/usr/bin/python3', [path.join(SHARED, 'tools', 'make-torchvision-onnx.py'), CACHE, 'resnet50'], { stdio: 'inherit' });
+    if (r.status !== 0 || !existsSync(onnx)) {
+      throw new Error('could not make the ResNet-50 graph: install python3-torch and python3-torchvision (Debian) and re-run, or use --models mobilenet');
+    }
+  }
+  const catalog = JSON.parse(await readFile(path.join(REPO, 'models', 'catalog.json'), 'utf8'));
+  const mobilenet = catalog.models.find((m: { id: string }) => m.id === 'mobilenetv2-12-int8');
+  const bytes = (await readFile(onnx)).length;
+  if (!catalog.models.some((m: { id: string }) => m.id === 'resnet50-fp32-random')) {
+    catalog.models.push({
+      ...mobilenet,
+      id: 'resnet50-fp32-random',
+      file: 'resnet50-random.onnx',
+      bytes,
+      sha256: await sha256(onnx),
+      source: { url: '../shared/tools/make-torchvision-onnx.py', note: 'torchvision resnet50, random weights, FP32, for benchmarks' },
+      input: { name: 'data', type: 'float32', shape: ['N', 3, 224, 224] },
+      output: { name: 'logits', shape: ['N', 1000] },
+    });
+  }
+  await writeFile(path.join(dir, 'catalog.json'), JSON.stringify(catalog, null, 2));
+  for (const file of ['mobilenetv2-12-int8.onnx', 'shufflenet-v2-12-int8.onnx', 'mnist-8.onnx', 'digits-8x8.onnx', 'imagenet-synset.txt', 'digits-labels.txt']) {
+    if (!existsSync(path.join(dir, file))) await copyFile(path.join(REPO, 'models', file), path.join(dir, file));
+  }
+  if (!existsSync(path.join(dir, 'resnet50-random.onnx'))) await copyFile(onnx, path.join(dir, 'resnet50-random.onnx'));
+  return dir;
+}
+
+interface FunctionProcess {
+  proc: ChildProcess;
+  port: number;
+  /** Spawn to the first /_/health 200, in ms. */
+  startMs: number;
+}
+
+function getStatus(port: number, p: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+  });
+}
+
+/** Starts dist/function/main.js and waits for /_/health 200, timing it from spawn. */
+async function startFunction(env: NodeJS.ProcessEnv, port: number): Promise<FunctionProcess> {
+  const t0 = performance.now();
+  const proc = spawn(process.execPath, [MAIN_JS], { env: { PATH: process.env.PATH, HOME: process.env.HOME, port: String(port), write_timeout: '120s', exec_timeout: '120s', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`the function exited with ${proc.exitCode}`);
+    if ((await getStatus(port, '/_/health')) === 200) return { proc, port, startMs: performance.now() - t0 };
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function stopFunction(fp: FunctionProcess): Promise<void> {
+  const exited = new Promise((r) => fp.proc.once('exit', r));
+  fp.proc.kill('SIGTERM');
+  await exited;
+}
+
+let nextPort = 18600 + Math.floor(Math.random() * 1000);
+
+function postLatency(port: number, body: Buffer, agent: http.Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/function/faas-resnet', agent, headers: { 'content-type': 'image/jpeg', 'content-length': body.length } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t) : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface ModelReport {
+  model: string;
+  bare: ReturnType<typeof stats>;
+  handler: ReturnType<typeof stats>;
+  decodePlusPre: number;
+  inference: number;
+  http: ReturnType<typeof stats>;
+  rps: Record<number, number>;
+}
+
+async function benchModel(label: string, modelId: string, modelsDir: string, photo: Buffer): Promise<ModelReport> {
+  const seconds = SECONDS;
+  process.stderr.write(`\n== ${label} (${modelId}) on ${PHOTO} ==\n`);
+  const classifier: Classifier = await startClassifier({ name: 'faas-resnet', model: modelId, engine: 'node', modelsDir });
+  const loaded = classifier.models[0];
+  if (!loaded) throw new Error('no model');
+
+  // 1. Bare engine: onnxruntime-node's own session with default options, on the prepared tensor.
+  const info = await readImageInfo(photo, { maxPixels: 50e6 });
+  const prepared = await imageToTensor(photo, info, loaded.entry.preprocessing, { maxPixels: 50e6 });
+  const session = await ort.InferenceSession.create(loaded.path);
+  const inputName = session.inputNames[0] as string;
+  const feeds = { [inputName]: new ort.Tensor('float32', prepared.data, prepared.dims) };
+  for (let i = 0; i < 5; i++) await session.run(feeds);
+  const bare = stats(await timeLoop(seconds * 1000 * 0.5, 20, () => session.run(feeds)));
+  process.stderr.write(`bare session.run: p50 ${f(bare.p50)} ms (n=${bare.n})\n`);
+
+  // 2. In-process handler: body bytes -> answer, as the HTTP server calls it.
+  const limits = { policy: parseUrlPolicy(undefined), timeoutMs: 1000, maxBytes: 10e6 };
+  const query = new URLSearchParams();
+  const timings: Array<{ d: number; i: number }> = [];
+  const handler = stats(
+    await timeLoop(seconds * 1000 * 0.5, 20, async () => {
+      const r = await invokeFunction(classifier, { body: photo, contentType: 'image/jpeg', query }, limits);
+      timings.push({ d: r.timings.decodeMs + r.timings.preprocessMs, i: r.timings.inferenceMs });
+    }),
+  );
+  const dp = stats(timings.map((t) => t.d)).p50;
+  const inf = stats(timings.map((t) => t.i)).p50;
+  process.stderr.write(`in-process handler: p50 ${f(handler.p50)} ms; decode+preprocess p50 ${f(dp)} ms, inference p50 ${f(inf)} ms\n`);
+  await classifier.close();
+  await session.release();
+
+  // 3. HTTP against the real function process.
+  const fp = await startFunction({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: modelId, PIFAAS_MODELS_DIR: modelsDir, PIFAAS_ENGINE: 'node' }, nextPort++);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  for (let i = 0; i < 5; i++) await postLatency(fp.port, photo, agent);
+  const httpLat = stats(await timeLoop(seconds * 1000, 20, () => postLatency(fp.port, photo, agent)));
+  agent.destroy();
+  process.stderr.write(`HTTP c=1: p50 ${f(httpLat.p50)} ms, p99 ${f(httpLat.p99)} ms (n=${httpLat.n})\n`);
+  const rps: Record<number, number> = {};
+  for (const connections of [1, 2, 4, 8]) {
+    const r = await autocannon({
+      url: `http://127.0.0.1:${fp.port}/function/faas-resnet`,
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: photo,
+      connections,
+      duration: seconds,
+    });
+    if (r.non2xx || r.errors) process.stderr.write(`  warning: c=${connections}: ${r.non2xx} non-2xx, ${r.errors} errors\n`);
+    rps[connections] = r.requests.average;
+    process.stderr.write(`autocannon c=${connections}: ${f(r.requests.average, 1)} req/s\n`);
+  }
+  await stopFunction(fp);
+  return { model: modelId, bare, handler, decodePlusPre: dp, inference: inf, http: httpLat, rps };
+}
+
+async function startupTimes(): Promise<Array<{ what: string; ms: number[] }>> {
+  const out: Array<{ what: string; ms: number[] }> = [];
+  const cases: Array<[string, NodeJS.ProcessEnv]> = [
+    ['faas-resnet mobilenetv2-12-int8', { PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'mobilenetv2-12-int8' }],
+    ['faas-resnet shufflenet-v2-12-int8', { PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'shufflenet-v2-12-int8' }],
+    ['faas-digits mnist-8 + digits-8x8', { PIFAAS_FUNCTION: 'faas-digits' }],
+    ['faas-resnet mobilenetv2 (web engine)', { PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'mobilenetv2-12-int8', PIFAAS_ENGINE: 'web' }],
+  ];
+  for (const [what, env] of cases) {
+    const ms: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const fp = await startFunction(env, nextPort++);
+      ms.push(fp.startMs);
+      await stopFunction(fp);
+    }
+    out.push({ what, ms });
+    process.stderr.write(`start -> /_/health 200, ${what}: ${ms.map((m) => f(m, 0)).join(', ')} ms\n`);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run npm run build first`);
+  const photo = await readFile(path.join(SHARED, 'testdata', 'images', PHOTO));
+  await mkdir(CACHE, { recursive: true });
+  const modelsDir = MODELS.includes('resnet50') ? await benchModelsDir() : path.join(REPO, 'models');
+  const reports: Array<[string, ModelReport]> = [];
+  for (const m of MODELS) {
+    if (m === 'mobilenet') reports.push(['MobileNetV2 INT8', await benchModel('MobileNetV2 INT8', 'mobilenetv2-12-int8', modelsDir, photo)]);
+    else if (m === 'resnet50') reports.push(['ResNet-50 FP32', await benchModel('ResNet-50 FP32 (random weights)', 'resnet50-fp32-random', modelsDir, photo)]);
+    else throw new Error(`unknown model "${m}" (mobilenet, resnet50)`);
+  }
+  const starts = await startupTimes();
+
+  const lines: string[] = [];
+  lines.push(`\npifaas function benchmark: photo ${PHOTO}, ${SECONDS} s per load level, node ${process.version}, ${process.platform}/${process.arch}`);
+  lines.push('model              bare p50   handler p50  HTTP p50  HTTP p99  HTTP/bare  dec+pre/inf  rps c=1  c=2     c=4     c=8     c4/bare');
+  for (const [label, r] of reports) {
+    const bareRps = 1000 / r.bare.p50;
+    lines.push(
+      [
+        label.padEnd(18),
+        `${f(r.bare.p50)} ms`.padEnd(10),
+        `${f(r.handler.p50)} ms`.padEnd(12),
+        `${f(r.http.p50)} ms`.padEnd(9),
+        `${f(r.http.p99)} ms`.padEnd(9),
+        `${f(r.http.p50 / r.bare.p50)}x`.padEnd(10),
+        `${f((100 * r.decodePlusPre) / r.inference, 0)}%`.padEnd(12),
+        f(r.rps[1] ?? NaN, 1).padEnd(8),
+        f(r.rps[2] ?? NaN, 1).padEnd(7),
+        f(r.rps[4] ?? NaN, 1).padEnd(7),
+        f(r.rps[8] ?? NaN, 1).padEnd(7),
+        `${f((r.rps[4] ?? NaN) / bareRps)}x`,
+      ].join(' '),
+    );
+  }
+  lines.push('targets: ResNet-50 HTTP p50 <= 1.15x bare; MobileNetV2 decode+preprocess <= 50% of inference; c=4 throughput >= 0.9x bare (1000 / bare p50 ms)');
+  lines.push('throughput ratios per concurrency (req/s / (1000 / bare p50)):');
+  for (const [label, r] of reports) {
+    const bareRps = 1000 / r.bare.p50;
+    lines.push(`  ${label}: bare ${f(bareRps, 1)} req/s; ${[1, 2, 4, 8].map((c) => `c=${c} ${f((r.rps[c] ?? NaN) / bareRps)}x`).join(', ')}`);
+  }
+  lines.push('process start -> /_/health 200 (dist/function/main.js, 3 starts each):');
+  for (const s of starts) lines.push(`  ${s.what}: ${s.ms.map((m) => `${f(m, 0)} ms`).join(', ')} (median ${f(stats(s.ms).p50, 0)} ms)`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`bench failed: ${(e as Error).message}\n`);
+    process.exit(1);
+  },
+);
