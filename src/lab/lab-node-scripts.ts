@@ -109,6 +109,10 @@ done
 if ! (ulimit -n 1048576) 2>/dev/null; then
   sed -i 's/^\\(\\s*ulimit -[a-z] [a-z0-9]*\\)\\s*$/\\1 || true/' /etc/init.d/docker
 fi
+# The lab has no route to any registry: swarm tasks use the local image at once instead of first
+# waiting ~20 s for a pull to time out (dockerd reads this from /etc/default/docker via the init script).
+grep -q DOCKER_SERVICE_PREFER_OFFLINE_IMAGE /etc/default/docker 2>/dev/null || \
+  printf '\n# pifaas lab: no registry is reachable from this node\nexport DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1\n' >> /etc/default/docker
 service ssh start >/dev/null
 ${c.startDocker ? startDockerScript() : ''}
 cat /etc/ssh/ssh_host_ed25519_key.pub

@@ -56,10 +56,20 @@ export class LocalOperator implements Operator {
 }
 
 async function spawnLocal(commandLine: string): Promise<RawProcess> {
-  const child = spawn('/bin/sh', ['-c', commandLine], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group, so a timeout stops the whole command (sh and what it started).
+  const child = spawn('/bin/sh', ['-c', commandLine], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const exited = new Promise<number | null>((resolve) => {
     child.once('error', () => resolve(127));
     child.once('close', (code) => resolve(code));
   });
-  return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: () => child.kill('SIGKILL') };
+  return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: () => killGroup(child.pid) };
+}
+
+function killGroup(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
 }

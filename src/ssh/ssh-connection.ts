@@ -2,7 +2,7 @@
 // against known_hosts (new ones recorded only when allowed, changed ones refused), keys from
 // ssh-agent and key files (passphrases asked, never taken from argv), ProxyJump hops, and retries
 // with backoff while a node is rebooting or its sshd is not up yet.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client as SshClient, type ConnectConfig, type NextAuthHandler } from 'ssh2';
 
 const { Client, utils } = ssh2;
@@ -240,6 +240,14 @@ async function verifyHostKey(label: string, target: SshTarget, knownHosts: Known
   );
 }
 
+async function isSocket(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isSocket();
+  } catch {
+    return false;
+  }
+}
+
 async function nextAuthMethod(steps: AuthStep[], tried: string[]): Promise<AnyAuthMethod | false> {
   for (let step = steps.shift(); step; step = steps.shift()) {
     const m = await step();
@@ -258,7 +266,8 @@ type AuthStep = () => Promise<(AnyAuthMethod & { label?: string }) | undefined>;
 async function authMethods(target: SshTarget, options: ConnectOptions, tried: string[]): Promise<AuthStep[]> {
   const steps: AuthStep[] = [];
   const agent = options.agentSocket ?? process.env.SSH_AUTH_SOCK;
-  if (agent) steps.push(async () => ({ type: 'agent', username: target.user, agent }));
+  // A stale SSH_AUTH_SOCK (agent gone) is skipped like OpenSSH does, not a fatal error.
+  if (agent && (await isSocket(agent))) steps.push(async () => ({ type: 'agent', username: target.user, agent }));
   for (const file of target.identityFiles) {
     steps.push(async () => {
       let data: Buffer;

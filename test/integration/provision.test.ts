@@ -1,0 +1,178 @@
+// `pifaas provision` and `pifaas status` on a real 3-node lab (sshd, dockerd, swarm in network
+// namespaces), through the CLI a user runs: from nothing to a labelled swarm, idempotent re-runs,
+// a node that is down, a changed host key, a wrong sudo password, another swarm, strangers.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadInventory } from '../../src/inventory/inventory.js';
+import { labDown, labNodeExec, labUp, writeLabInventory, type Lab } from '../../src/lab/lab.js';
+import type { ClusterStatus } from '../../src/swarm/cluster-status.js';
+import type { ProvisionResult } from '../../src/swarm/provision.js';
+import { runCli } from '../lab/run-cli.js';
+
+const LAB = 't3p';
+let dir: string;
+let lab: Lab;
+
+async function provisionJson(inventoryFile: string, ...flags: string[]): Promise<{ code: number; result: ProvisionResult; stderr: string }> {
+  const r = await runCli(['provision', inventoryFile, '--json', '--connect-retry', '2', ...flags]);
+  return { code: r.code, result: JSON.parse(r.stdout) as ProvisionResult, stderr: r.stderr };
+}
+
+async function status(): Promise<ClusterStatus> {
+  const r = await runCli(['status', lab.inventoryFile, '--json']);
+  if (r.code !== 0 && !r.stdout) throw new Error(r.stderr);
+  return JSON.parse(r.stdout) as ClusterStatus;
+}
+
+const summary = (r: ProvisionResult) => r.nodes.map((n) => [n.name, n.status]);
+
+/** What must not move on a run that changes nothing: dockerd's pid, daemon.json, swarm node versions. */
+async function fingerprint(): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of lab.nodes) {
+    const r = await labNodeExec(LAB, n.name, 'cat /run/docker.pid; stat -c %Y /etc/docker/daemon.json; docker node ls -q 2>/dev/null | xargs -r docker node inspect -f "{{.ID}} {{.Version.Index}}" 2>/dev/null || true');
+    out.push(`${n.name}: ${r.stdout.trim()}`);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'pifaas-t3-prov-'));
+  // Docker installed but not running: provision has to start and enable it.
+  lab = await labUp({ name: LAB, nodes: 3, subnet: '10.93.2.0/24', dir, docker: false });
+});
+
+afterAll(async () => {
+  await labDown(LAB);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('pifaas provision on a 3-node lab', () => {
+  it('goes from nothing to a swarm of 1 manager + 2 workers, all Ready and labelled', async () => {
+    const { code, result } = await provisionJson(lab.inventoryFile);
+    expect(code).toBe(0);
+    expect(result.ok).toBe(true);
+    expect(summary(result)).toEqual([
+      ['t3p-1', 'changed'],
+      ['t3p-2', 'changed'],
+      ['t3p-3', 'changed'],
+    ]);
+    const [m, w] = result.nodes;
+    expect(m?.changes).toEqual(
+      expect.arrayContaining(['started dockerd', 'wrote /etc/docker/daemon.json and restarted dockerd', 'added pi to the docker group', 'initialised the swarm (advertising 10.93.2.11)']),
+    );
+    expect(w?.changes).toEqual(expect.arrayContaining(['started dockerd', 'joined the swarm as worker']));
+    expect(m?.facts).toMatchObject({ arch: 'x86_64', osId: 'debian', systemd: false, memoryCgroup: true });
+    expect(result.swarm.leader).toBe('t3p-1');
+
+    const s = await status();
+    expect(s.via).toBe('t3p-1');
+    expect(s.nodes.map((n) => [n.name, n.address, n.role, n.managerStatus, n.state, n.availability, n.arch, n.labels['pifaas.arch'], n.labels['pifaas.name']])).toEqual([
+      ['t3p-1', '10.93.2.11', 'manager', 'leader', 'ready', 'active', 'x86_64', 'x86_64', 't3p-1'],
+      ['t3p-2', '10.93.2.12', 'worker', null, 'ready', 'active', 'x86_64', 'x86_64', 't3p-2'],
+      ['t3p-3', '10.93.2.13', 'worker', null, 'ready', 'active', 'x86_64', 'x86_64', 't3p-3'],
+    ]);
+    expect(s.nodes[0]?.dockerVersion).toMatch(/^\d+\.\d+/);
+    const daemonJson = JSON.parse((await labNodeExec(LAB, 't3p-2', 'cat /etc/docker/daemon.json')).stdout) as Record<string, unknown>;
+    expect(daemonJson).toMatchObject({ 'log-driver': 'json-file', 'log-opts': { 'max-size': '10m', 'max-file': '3' } });
+    // Enabled at boot the Debian way (no systemd on the lab nodes).
+    expect((await labNodeExec(LAB, 't3p-3', 'ls /etc/rc2.d')).stdout).toMatch(/S\d+docker/);
+  });
+
+  it('a second run reports every node unchanged and changes nothing', async () => {
+    const before = await fingerprint();
+    const r = await runCli(['provision', lab.inventoryFile]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/t3p-1 +manager +unchanged +-/);
+    expect(r.stdout).toMatch(/t3p-2 +worker +unchanged +-/);
+    expect(r.stdout).toMatch(/t3p-3 +worker +unchanged +-/);
+    expect(r.stdout).toContain('ready: 3 node(s) provisioned');
+    // listr2 lines, one per node and step (plain lines when not on a terminal)
+    expect(r.stdout).toContain('/etc/docker/daemon.json unchanged');
+    expect(await fingerprint()).toEqual(before);
+  });
+
+  it('a wrong sudo password is a clear error on every node, and is never printed', async () => {
+    const bad = path.join(dir, 'wrong-password.yaml');
+    await writeLabInventory(lab, bad, { becomePassword: 'Wr0ng-Passw0rd' });
+    const r = await runCli(['provision', bad, '--connect-retry', '2']);
+    expect(r.code).toBe(1);
+    for (const n of lab.nodes) expect(r.stdout).toContain(`error: ${n.name}: sudo rejected the password for user pi`);
+    expect(r.stdout).toContain('hint: check ansible_become_password in the inventory');
+    expect(r.stdout + r.stderr).not.toContain('Wr0ng-Passw0rd');
+    expect(r.stdout + r.stderr).not.toContain(lab.piPassword);
+  });
+
+  it('a node presenting a different host key is refused, even with --accept-new-host-keys', async () => {
+    await labNodeExec(LAB, 't3p-2', "rm -f /etc/ssh/ssh_host_ed25519_key*; ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key; service ssh restart >/dev/null");
+    const { code, result } = await provisionJson(lab.inventoryFile, '--accept-new-host-keys');
+    expect(code).toBe(1);
+    expect(summary(result)).toEqual([
+      ['t3p-1', 'unchanged'],
+      ['t3p-2', 'failed'],
+      ['t3p-3', 'unchanged'],
+    ]);
+    const err = result.nodes[1]?.error;
+    expect(err?.message).toMatch(/^t3p-2: the host key of 10\.93\.2\.12:22 has CHANGED: it now presents ssh-ed25519 SHA256:\S+, which does not match the ssh-ed25519 key recorded in .*known_hosts line 2/);
+    expect(err?.hint).toContain(`ssh-keygen -R '10.93.2.12' -f ${lab.knownHostsFile}`);
+    // The user's fix: drop the old key and accept the new one.
+    const lines = (await readFile(lab.knownHostsFile, 'utf8')).split('\n').filter((l) => l && !l.startsWith('10.93.2.12 '));
+    await writeFile(lab.knownHostsFile, `${lines.join('\n')}\n`);
+    const fixed = await provisionJson(lab.inventoryFile, '--accept-new-host-keys');
+    expect(fixed.code).toBe(0);
+    expect(await readFile(lab.knownHostsFile, 'utf8')).toMatch(/^10\.93\.2\.12 ssh-ed25519 /m);
+  });
+
+  it('a node whose sshd is stopped fails naming it while the others finish; back up, a re-run converges', async () => {
+    // t3p-3 left the swarm and then went unreachable: the re-run has real work to do.
+    await labNodeExec(LAB, 't3p-3', 'docker swarm leave --force >/dev/null && service ssh stop >/dev/null');
+    const down = await runCli(['provision', lab.inventoryFile, '--connect-retry', '2']);
+    expect(down.code).toBe(1);
+    expect(down.stdout).toMatch(/t3p-1 +manager +unchanged/);
+    expect(down.stdout).toMatch(/t3p-2 +worker +unchanged/);
+    expect(down.stdout).toMatch(/t3p-3 +worker +failed +t3p-3: cannot reach sshd at 10\.93\.2\.13:22/);
+    expect(down.stdout).toContain('error: t3p-3: cannot reach sshd at 10.93.2.13:22: connect ECONNREFUSED');
+
+    await labNodeExec(LAB, 't3p-3', 'service ssh start >/dev/null');
+    const { code, result } = await provisionJson(lab.inventoryFile);
+    expect(code).toBe(0);
+    expect(summary(result)).toEqual([
+      ['t3p-1', 'unchanged'],
+      ['t3p-2', 'unchanged'],
+      ['t3p-3', 'changed'],
+    ]);
+    expect(result.nodes[2]?.changes).toEqual(expect.arrayContaining(['joined the swarm as worker', expect.stringMatching(/^removed its stale swarm entry /)]));
+    const s = await status();
+    expect(s.nodes.map((n) => [n.name, n.state])).toEqual([
+      ['t3p-1', 'ready'],
+      ['t3p-2', 'ready'],
+      ['t3p-3', 'ready'],
+    ]);
+  });
+
+  it('refuses a node that is in a different swarm unless --force; leaves swarm nodes not in the inventory alone unless --prune', async () => {
+    await labNodeExec(LAB, 't3p-3', 'docker swarm leave --force >/dev/null && docker swarm init --advertise-addr 10.93.2.13 >/dev/null');
+    const refused = await provisionJson(lab.inventoryFile);
+    expect(refused.code).toBe(1);
+    expect(refused.result.nodes[2]?.error?.message).toMatch(/^t3p-3 is already part of a different swarm/);
+    expect(refused.result.nodes[2]?.error?.hint).toContain('--force');
+    const forced = await provisionJson(lab.inventoryFile, '--force');
+    expect(forced.code).toBe(0);
+    expect(forced.result.nodes[2]?.changes).toEqual(expect.arrayContaining(['left its old swarm', 'joined the swarm as worker']));
+
+    // An inventory without t3p-3: it is a stranger to that inventory.
+    const two = path.join(dir, 'two-nodes.yaml');
+    await writeLabInventory(lab, two, { nodes: ['t3p-1', 't3p-2'] });
+    const alone = await runCli(['provision', two]);
+    expect(alone.code).toBe(0);
+    expect(alone.stdout).toContain('swarm nodes not in the inventory: t3p-3 (ready) - left alone; --prune removes them');
+    const pruned = await provisionJson(two, '--prune');
+    expect(pruned.code).toBe(0);
+    expect(pruned.result.swarm.strangers).toEqual([expect.objectContaining({ hostname: 't3p-3', removed: true })]);
+    const twoStatus = JSON.parse((await runCli(['status', two, '--json'])).stdout) as ClusterStatus;
+    expect(twoStatus.nodes.map((n) => n.name)).toEqual(['t3p-1', 't3p-2']);
+    expect((await loadInventory(two)).hosts.length).toBe(2);
+  });
+});
