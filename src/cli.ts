@@ -18,6 +18,7 @@ import { invokeCommand } from './commands/invoke.js';
 import { logsCommand } from './commands/logs.js';
 import { openfaasCommand } from './commands/openfaas.js';
 import { k8sCommand } from './commands/k8s.js';
+import { buildCommand } from './commands/build.js';
 
 const VERSION = '0.1.0';
 
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   program.addCommand(burnCommand());
   program.addCommand(provisionCommand());
   program.addCommand(statusCommand());
+  program.addCommand(buildCommand());
   program.addCommand(openfaasCommand());
   program.addCommand(deployCommand());
   program.addCommand(lsCommand());
