@@ -83,6 +83,14 @@ interface NodeSpecDoc {
   ManagerStatus?: { Leader?: boolean; Reachability?: string; Addr?: string };
 }
 
+/** Removes a swarm node entry (a manager is demoted first, as swarm requires). */
+async function removeSwarmNode(docker: Docker, n: NodeSpecDoc): Promise<void> {
+  if (n.Spec.Role === 'manager') {
+    await docker.getNode(n.ID).update({ _query: { version: n.Version.Index }, _body: { ...n.Spec, Role: 'worker' } } as never);
+  }
+  await docker.getNode(n.ID).remove({ force: true });
+}
+
 /** The labels pifaas puts on a node (plus pifaas_node_labels from the inventory). */
 export function desiredLabels(member: Pick<SwarmMember, 'host' | 'facts'>): Record<string, string> {
   return {
@@ -241,19 +249,21 @@ export async function formSwarm(members: SwarmMember[], options: SwarmOptions = 
   }
   swarmNodes = (await leader.docker.listNodes()) as NodeSpecDoc[];
   const hostnameOf = (n: NodeSpecDoc) => n.Description?.Hostname ?? '';
-  // Hostnames of our nodes' current entries: a "down" entry with one of them is an old entry of
-  // a node that left and joined again - ours, and removed.
-  const ourByHostname = new Map<string, SwarmMember>();
-  for (const n of swarmNodes) {
-    const m = ours.get(n.ID);
-    if (m && hostnameOf(n)) ourByHostname.set(hostnameOf(n), m);
-  }
+  // An entry with the hostname of one of our nodes' current entries but another ID is an old
+  // incarnation of that machine (it left and joined again): ours, and removed. Matched on the
+  // address too while the manager has not yet noticed it is gone, on the hostname alone once down.
+  const ourEntries = swarmNodes.filter((n) => ours.has(n.ID) && hostnameOf(n));
   for (const n of swarmNodes) {
     if (ours.has(n.ID)) continue;
-    const sameHost = n.Status?.State === 'down' ? ourByHostname.get(hostnameOf(n)) : undefined;
+    const twin = ourEntries.find((o) => hostnameOf(o) === hostnameOf(n) && (n.Status?.State === 'down' || o.Status?.Addr === n.Status?.Addr));
+    const sameHost = twin ? ours.get(twin.ID) : undefined;
     if (sameHost) {
-      await leader.docker.getNode(n.ID).remove({ force: true });
-      out(sameHost).changes.push(`removed its stale swarm entry ${n.ID.slice(0, 12)}`);
+      try {
+        await removeSwarmNode(leader.docker, n);
+        out(sameHost).changes.push(`removed its stale swarm entry ${n.ID.slice(0, 12)}`);
+      } catch (e) {
+        report(sameHost.host.name, `could not remove its stale swarm entry ${n.ID.slice(0, 12)}: ${(e as Error).message}`);
+      }
       continue;
     }
     const inventoryNames = new Set((options.inventoryHosts ?? members.map((m) => m.host)).map((h) => h.name));
@@ -262,10 +272,7 @@ export async function formSwarm(members: SwarmMember[], options: SwarmOptions = 
     const stranger: StrangerNode = { id: n.ID, hostname: hostnameOf(n), role: n.Spec.Role ?? '?', state: n.Status?.State ?? '?', removed: false };
     if (options.prune) {
       try {
-        if (n.Spec.Role === 'manager') {
-          await leader.docker.getNode(n.ID).update({ _query: { version: n.Version.Index }, _body: { ...n.Spec, Role: 'worker' } } as never);
-        }
-        await leader.docker.getNode(n.ID).remove({ force: true });
+        await removeSwarmNode(leader.docker, n);
         stranger.removed = true;
       } catch (e) {
         report(leader.host.name, `could not remove ${stranger.hostname}: ${(e as Error).message}`);

@@ -132,6 +132,27 @@ describe('pifaas lab', () => {
     expect((await host.run(`cat /proc/${after}/comm`)).stdout.trim()).toBe('dockerd');
   });
 
+  it('keeps retrying, with backoff, while a node is unreachable (rebooting), and connects once sshd is back', async () => {
+    await labNodeExec(LAB, 't3l-2', 'service ssh stop >/dev/null');
+    const h = inventory.hosts.find((x) => x.name === 't3l-2');
+    if (!h) throw new Error('no host');
+    const started = Date.now();
+    const pending = new InventoryConnector(inventory, { connectRetryMs: 30_000 }).connect(h);
+    await new Promise((r) => setTimeout(r, 2500));
+    await labNodeExec(LAB, 't3l-2', 'service ssh start >/dev/null');
+    const op = await pending;
+    open.push(op);
+    expect(Date.now() - started).toBeGreaterThan(2500);
+    expect((await op.run('hostname')).stdout).toBe('t3l-2\n');
+    // Without retries the same situation fails at once, naming the node.
+    await labNodeExec(LAB, 't3l-2', 'service ssh stop >/dev/null');
+    try {
+      await expect(new InventoryConnector(inventory, { connectRetryMs: 0 }).connect(h)).rejects.toThrow('t3l-2: cannot reach sshd at 10.93.1.12:22: connect ECONNREFUSED 10.93.1.12:22');
+    } finally {
+      await labNodeExec(LAB, 't3l-2', 'service ssh start >/dev/null');
+    }
+  });
+
   it('checks host keys: unknown refused (fingerprint shown) unless accepted, recorded, and a changed key refused', async () => {
     const kh = path.join(dir, 'tofu_known_hosts');
     await expect(connect('t3l-2', { knownHostsFile: kh })).rejects.toThrow(/t3l-2: the host key of 10\.93\.1\.12:22 is not known yet \(ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}\)/);

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../src/inventory/inventory.js';
 import { labDown, labNodeExec, labUp, writeLabInventory, type Lab } from '../../src/lab/lab.js';
-import type { ClusterStatus } from '../../src/swarm/cluster-status.js';
-import type { ProvisionResult } from '../../src/swarm/provision.js';
+import { InventoryConnector } from '../../src/ssh/inventory-connect.js';
+import { clusterStatus, type ClusterStatus } from '../../src/swarm/cluster-status.js';
+import { provision, type ProvisionResult } from '../../src/swarm/provision.js';
 import { runCli } from '../lab/run-cli.js';
 
 const LAB = 't3p';
@@ -20,10 +21,16 @@ async function provisionJson(inventoryFile: string, ...flags: string[]): Promise
   return { code: r.code, result: JSON.parse(r.stdout) as ProvisionResult, stderr: r.stderr };
 }
 
-async function status(): Promise<ClusterStatus> {
-  const r = await runCli(['status', lab.inventoryFile, '--json']);
-  if (r.code !== 0 && !r.stdout) throw new Error(r.stderr);
-  return JSON.parse(r.stdout) as ClusterStatus;
+/** The same run in-process (what --json prints), where the CLI's start-up time would add nothing. */
+async function provisionApi(inventoryFile: string, options: { force?: boolean; prune?: boolean; acceptNew?: boolean } = {}): Promise<ProvisionResult> {
+  const inventory = await loadInventory(inventoryFile);
+  const connector = new InventoryConnector(inventory, { connectRetryMs: 2000, acceptNewHostKeys: options.acceptNew });
+  return provision(inventory, { connector, force: options.force, prune: options.prune, renderer: 'silent' });
+}
+
+async function status(file = lab.inventoryFile): Promise<ClusterStatus> {
+  const inventory = await loadInventory(file);
+  return clusterStatus(inventory, new InventoryConnector(inventory, { connectRetryMs: 2000 }));
 }
 
 const summary = (r: ProvisionResult) => r.nodes.map((n) => [n.name, n.status]);
@@ -51,6 +58,8 @@ afterAll(async () => {
 
 describe('pifaas provision on a 3-node lab', () => {
   it('goes from nothing to a swarm of 1 manager + 2 workers, all Ready and labelled', async () => {
+    // A daemon.json of the user's own on one node: kept, and merged with pifaas's settings.
+    await labNodeExec(LAB, 't3p-2', `mkdir -p /etc/docker && echo '{"debug": false, "log-opts": {"max-size": "50m"}}' > /etc/docker/daemon.json`);
     const { code, result } = await provisionJson(lab.inventoryFile);
     expect(code).toBe(0);
     expect(result.ok).toBe(true);
@@ -67,7 +76,9 @@ describe('pifaas provision on a 3-node lab', () => {
     expect(m?.facts).toMatchObject({ arch: 'x86_64', osId: 'debian', systemd: false, memoryCgroup: true });
     expect(result.swarm.leader).toBe('t3p-1');
 
-    const s = await status();
+    const cli = await runCli(['status', lab.inventoryFile, '--json']);
+    expect(cli.code).toBe(0);
+    const s = JSON.parse(cli.stdout) as ClusterStatus;
     expect(s.via).toBe('t3p-1');
     expect(s.nodes.map((n) => [n.name, n.address, n.role, n.managerStatus, n.state, n.availability, n.arch, n.labels['pifaas.arch'], n.labels['pifaas.name']])).toEqual([
       ['t3p-1', '10.93.2.11', 'manager', 'leader', 'ready', 'active', 'x86_64', 'x86_64', 't3p-1'],
@@ -75,8 +86,9 @@ describe('pifaas provision on a 3-node lab', () => {
       ['t3p-3', '10.93.2.13', 'worker', null, 'ready', 'active', 'x86_64', 'x86_64', 't3p-3'],
     ]);
     expect(s.nodes[0]?.dockerVersion).toMatch(/^\d+\.\d+/);
-    const daemonJson = JSON.parse((await labNodeExec(LAB, 't3p-2', 'cat /etc/docker/daemon.json')).stdout) as Record<string, unknown>;
-    expect(daemonJson).toMatchObject({ 'log-driver': 'json-file', 'log-opts': { 'max-size': '10m', 'max-file': '3' } });
+    const daemonJson = (node: string) => labNodeExec(LAB, node, 'cat /etc/docker/daemon.json').then((r) => JSON.parse(r.stdout) as Record<string, unknown>);
+    expect(await daemonJson('t3p-1')).toEqual({ 'log-driver': 'json-file', 'log-opts': { 'max-size': '10m', 'max-file': '3' } });
+    expect(await daemonJson('t3p-2')).toEqual({ debug: false, 'log-driver': 'json-file', 'log-opts': { 'max-size': '50m', 'max-file': '3' } });
     // Enabled at boot the Debian way (no systemd on the lab nodes).
     expect((await labNodeExec(LAB, 't3p-3', 'ls /etc/rc2.d')).stdout).toMatch(/S\d+docker/);
   });
@@ -120,8 +132,8 @@ describe('pifaas provision on a 3-node lab', () => {
     // The user's fix: drop the old key and accept the new one.
     const lines = (await readFile(lab.knownHostsFile, 'utf8')).split('\n').filter((l) => l && !l.startsWith('10.93.2.12 '));
     await writeFile(lab.knownHostsFile, `${lines.join('\n')}\n`);
-    const fixed = await provisionJson(lab.inventoryFile, '--accept-new-host-keys');
-    expect(fixed.code).toBe(0);
+    const fixed = await provisionApi(lab.inventoryFile, { acceptNew: true });
+    expect(fixed.ok).toBe(true);
     expect(await readFile(lab.knownHostsFile, 'utf8')).toMatch(/^10\.93\.2\.12 ssh-ed25519 /m);
   });
 
@@ -136,8 +148,8 @@ describe('pifaas provision on a 3-node lab', () => {
     expect(down.stdout).toContain('error: t3p-3: cannot reach sshd at 10.93.2.13:22: connect ECONNREFUSED');
 
     await labNodeExec(LAB, 't3p-3', 'service ssh start >/dev/null');
-    const { code, result } = await provisionJson(lab.inventoryFile);
-    expect(code).toBe(0);
+    const result = await provisionApi(lab.inventoryFile);
+    expect(result.ok).toBe(true);
     expect(summary(result)).toEqual([
       ['t3p-1', 'unchanged'],
       ['t3p-2', 'unchanged'],
@@ -152,15 +164,39 @@ describe('pifaas provision on a 3-node lab', () => {
     ]);
   });
 
+  it('gives up on a node after the per-node timeout (sshd accepts but never answers) while the others finish', async () => {
+    // A listener that accepts TCP on port 22 and never speaks SSH: the handshake hangs.
+    await labNodeExec(LAB, 't3p-3', 'service ssh stop >/dev/null; busybox nc -lk -p 22 -e sleep 600 </dev/null >/dev/null 2>&1 & echo $! > /run/pifaas-test-listener.pid');
+    try {
+      const inventory = await loadInventory(lab.inventoryFile);
+      const started = Date.now();
+      const result = await provision(inventory, { connector: new InventoryConnector(inventory, { connectRetryMs: 60_000 }), nodeTimeoutMs: 4000, renderer: 'silent' });
+      expect(Date.now() - started).toBeLessThan(30_000);
+      expect(summary(result)).toEqual([
+        ['t3p-1', 'unchanged'],
+        ['t3p-2', 'unchanged'],
+        ['t3p-3', 'failed'],
+      ]);
+      expect(result.nodes[2]?.error?.message).toBe('t3p-3: provisioning did not finish within 4 s');
+    } finally {
+      await labNodeExec(LAB, 't3p-3', 'p=$(cat /run/pifaas-test-listener.pid); pkill -P "$p"; kill "$p"; service ssh start >/dev/null', { check: false });
+    }
+  });
+
   it('refuses a node that is in a different swarm unless --force; leaves swarm nodes not in the inventory alone unless --prune', async () => {
     await labNodeExec(LAB, 't3p-3', 'docker swarm leave --force >/dev/null && docker swarm init --advertise-addr 10.93.2.13 >/dev/null');
-    const refused = await provisionJson(lab.inventoryFile);
-    expect(refused.code).toBe(1);
-    expect(refused.result.nodes[2]?.error?.message).toMatch(/^t3p-3 is already part of a different swarm/);
-    expect(refused.result.nodes[2]?.error?.hint).toContain('--force');
-    const forced = await provisionJson(lab.inventoryFile, '--force');
-    expect(forced.code).toBe(0);
-    expect(forced.result.nodes[2]?.changes).toEqual(expect.arrayContaining(['left its old swarm', 'joined the swarm as worker']));
+    const refused = await provisionApi(lab.inventoryFile);
+    expect(refused.ok).toBe(false);
+    expect(summary(refused)).toEqual([
+      ['t3p-1', 'unchanged'],
+      ['t3p-2', 'unchanged'],
+      ['t3p-3', 'failed'],
+    ]);
+    expect(refused.nodes[2]?.error?.message).toMatch(/^t3p-3 is already part of a different swarm/);
+    expect(refused.nodes[2]?.error?.hint).toContain('--force');
+    const forced = await provisionApi(lab.inventoryFile, { force: true });
+    expect(forced.ok).toBe(true);
+    expect(forced.nodes[2]?.changes).toEqual(expect.arrayContaining(['left its old swarm', 'joined the swarm as worker']));
 
     // An inventory without t3p-3: it is a stranger to that inventory.
     const two = path.join(dir, 'two-nodes.yaml');
@@ -168,10 +204,10 @@ describe('pifaas provision on a 3-node lab', () => {
     const alone = await runCli(['provision', two]);
     expect(alone.code).toBe(0);
     expect(alone.stdout).toContain('swarm nodes not in the inventory: t3p-3 (ready) - left alone; --prune removes them');
-    const pruned = await provisionJson(two, '--prune');
-    expect(pruned.code).toBe(0);
-    expect(pruned.result.swarm.strangers).toEqual([expect.objectContaining({ hostname: 't3p-3', removed: true })]);
-    const twoStatus = JSON.parse((await runCli(['status', two, '--json'])).stdout) as ClusterStatus;
+    const pruned = await provisionApi(two, { prune: true });
+    expect(pruned.ok).toBe(true);
+    expect(pruned.swarm.strangers).toEqual([expect.objectContaining({ hostname: 't3p-3', removed: true })]);
+    const twoStatus = await status(two);
     expect(twoStatus.nodes.map((n) => n.name)).toEqual(['t3p-1', 't3p-2']);
     expect((await loadInventory(two)).hosts.length).toBe(2);
   });
