@@ -23,6 +23,7 @@ import * as ort from 'onnxruntime-node';
 import { startClassifier, type Classifier } from '../src/function/classifier.js';
 import { invokeFunction } from '../src/function/function-server.js';
 import { imageToTensor, readImageInfo } from '../src/function/image-tensor.js';
+import { NODE_SESSION_OPTIONS } from '../src/function/inference-engine.js';
 import { parseUrlPolicy } from '../src/function/url-policy.js';
 
 interface AutocannonResult {
@@ -164,6 +165,7 @@ function postLatency(port: number, body: Buffer, agent: http.Agent): Promise<num
 interface ModelReport {
   model: string;
   bare: ReturnType<typeof stats>;
+  bareDefaults: ReturnType<typeof stats>;
   handler: ReturnType<typeof stats>;
   decodePlusPre: number;
   inference: number;
@@ -178,20 +180,28 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const loaded = classifier.models[0];
   if (!loaded) throw new Error('no model');
 
-  // 1. Bare engine: onnxruntime-node's own session with default options, on the prepared tensor.
+  // 1. Bare engine: an onnxruntime-node session of its own, with the function's session options (so
+  // the ratios show what the function adds), on the already prepared tensor; and, for reference, with
+  // onnxruntime's default options.
   const info = await readImageInfo(photo, { maxPixels: 50e6 });
   const prepared = await imageToTensor(photo, info, loaded.entry.preprocessing, { maxPixels: 50e6 });
-  const session = await ort.InferenceSession.create(loaded.path);
-  const inputName = session.inputNames[0] as string;
-  const feeds = { [inputName]: new ort.Tensor('float32', prepared.data, prepared.dims) };
-  for (let i = 0; i < 5; i++) await session.run(feeds);
-  const bare = stats(await timeLoop(seconds * 1000 * 0.5, 20, () => session.run(feeds)));
-  process.stderr.write(`bare session.run: p50 ${f(bare.p50)} ms (n=${bare.n})\n`);
+  const bareRun = async (options: Record<string, unknown>) => {
+    const session = await ort.InferenceSession.create(loaded.path, options);
+    const feeds = { [session.inputNames[0] as string]: new ort.Tensor('float32', prepared.data, prepared.dims) };
+    for (let i = 0; i < 5; i++) await session.run(feeds);
+    const s = stats(await timeLoop(seconds * 1000 * 0.4, 20, () => session.run(feeds)));
+    await session.release();
+    return s;
+  };
+  const bare = await bareRun(NODE_SESSION_OPTIONS);
+  const bareDefaults = await bareRun({});
+  process.stderr.write(`bare session.run: p50 ${f(bare.p50)} ms (n=${bare.n}); with onnxruntime defaults: p50 ${f(bareDefaults.p50)} ms\n`);
 
   // 2. In-process handler: body bytes -> answer, as the HTTP server calls it.
   const limits = { policy: parseUrlPolicy(undefined), timeoutMs: 1000, maxBytes: 10e6 };
   const query = new URLSearchParams();
   const timings: Array<{ d: number; i: number }> = [];
+  for (let i = 0; i < 5; i++) await invokeFunction(classifier, { body: photo, contentType: 'image/jpeg', query }, limits);
   const handler = stats(
     await timeLoop(seconds * 1000 * 0.5, 20, async () => {
       const r = await invokeFunction(classifier, { body: photo, contentType: 'image/jpeg', query }, limits);
@@ -202,7 +212,6 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const inf = stats(timings.map((t) => t.i)).p50;
   process.stderr.write(`in-process handler: p50 ${f(handler.p50)} ms; decode+preprocess p50 ${f(dp)} ms, inference p50 ${f(inf)} ms\n`);
   await classifier.close();
-  await session.release();
 
   // 3. HTTP against the real function process.
   const fp = await startFunction({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: modelId, PIFAAS_MODELS_DIR: modelsDir, PIFAAS_ENGINE: 'node' }, nextPort++);
@@ -226,7 +235,7 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
     process.stderr.write(`autocannon c=${connections}: ${f(r.requests.average, 1)} req/s\n`);
   }
   await stopFunction(fp);
-  return { model: modelId, bare, handler, decodePlusPre: dp, inference: inf, http: httpLat, rps };
+  return { model: modelId, bare, bareDefaults, handler, decodePlusPre: dp, inference: inf, http: httpLat, rps };
 }
 
 async function startupTimes(): Promise<Array<{ what: string; ms: number[] }>> {
@@ -290,6 +299,7 @@ async function main(): Promise<void> {
   for (const [label, r] of reports) {
     const bareRps = 1000 / r.bare.p50;
     lines.push(`  ${label}: bare ${f(bareRps, 1)} req/s; ${[1, 2, 4, 8].map((c) => `c=${c} ${f((r.rps[c] ?? NaN) / bareRps)}x`).join(', ')}`);
+    lines.push(`  ${label}: bare session.run with onnxruntime's default options (spinning threads): p50 ${f(r.bareDefaults.p50)} ms`);
   }
   lines.push('process start -> /_/health 200 (dist/function/main.js, 3 starts each):');
   for (const s of starts) lines.push(`  ${s.what}: ${s.ms.map((m) => `${f(m, 0)} ms`).join(', ')} (median ${f(stats(s.ms).p50, 0)} ms)`);

@@ -287,3 +287,49 @@ export async function getJson(url: string): Promise<{ status: number; json: Reco
   const res = await fetch(url);
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the pifaas CLI in this process (what a user sees on stdout/stderr, and the exit code), with
+ * extra environment variables set for the run. Faster than a child process for commands that need
+ * no signals; `serve` is tested as a real child process.
+ */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+  const { main } = await import('../../src/cli.js');
+  const saved: NodeJS.ProcessEnv = {};
+  for (const k of Object.keys(env)) {
+    saved[k] = process.env[k];
+    process.env[k] = env[k];
+  }
+  let stdout = '';
+  let stderr = '';
+  const out = process.stdout.write.bind(process.stdout);
+  const err = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    stdout += chunk.toString();
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += chunk.toString();
+    return true;
+  }) as typeof process.stderr.write;
+  const savedCode = process.exitCode;
+  process.exitCode = undefined;
+  try {
+    await main(['node', 'pifaas', ...args]);
+    return { code: Number(process.exitCode ?? 0), stdout, stderr };
+  } finally {
+    process.exitCode = savedCode;
+    process.stdout.write = out;
+    process.stderr.write = err;
+    for (const k of Object.keys(saved)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  }
+}

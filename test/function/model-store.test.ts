@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startClassifier } from '../../src/function/classifier.js';
 import { defaultModelsDir, findModel, loadCatalog, type Catalog } from '../../src/function/model-catalog.js';
 import { modelCacheDir, ModelDownloadError, pullModel } from '../../src/function/model-store.js';
-import { childEnv, CLI_TS, closedPort, image, localServer, runTs, type LocalServer } from './helpers.js';
+import { closedPort, image, localServer, runCli, type LocalServer } from './helpers.js';
 
 const REMOTE_ID = 'test-remote-shufflenet';
 const REMOTE_FILE = 'test-remote-shufflenet.onnx';
@@ -155,31 +155,35 @@ describe('faas-resnet start-up', () => {
 describe('pifaas models (CLI)', () => {
   it('pull shows progress and where the file went; list and verify see it; a bad mirror is a clear error', async () => {
     mode = 'ok';
-    const env = childEnv({ ...cacheOf('cache-cli'), PIFAAS_MODELS_DIR: modelsDir });
-    const pull = runTs(CLI_TS, ['models', 'pull', REMOTE_ID, '--mirror', `${mirror.url}/onnx`], env);
-    expect(await pull.exited).toBe(0);
-    expect(pull.stderr()).toMatch(new RegExp(`${REMOTE_ID}: 2\\.4 MB of 2\\.4 MB \\(100%\\)`));
-    expect(pull.stdout()).toMatch(new RegExp(`${REMOTE_ID}: downloaded 2\\.4 MB, sha256 ok -> .*cache-cli/pifaas/models/${REMOTE_FILE}`));
+    const env = { ...cacheOf('cache-cli'), PIFAAS_MODELS_DIR: modelsDir };
+    const pull = await runCli(['models', 'pull', REMOTE_ID, '--mirror', `${mirror.url}/onnx`], env);
+    expect(pull.code).toBe(0);
+    expect(pull.stderr).toMatch(new RegExp(`${REMOTE_ID}: 2\\.4 MB of 2\\.4 MB \\(100%\\)`));
+    expect(pull.stdout).toMatch(new RegExp(`${REMOTE_ID}: downloaded 2\\.4 MB, sha256 ok -> .*cache-cli/pifaas/models/${REMOTE_FILE}`));
 
-    const list = runTs(CLI_TS, ['models', 'list', '--json'], env);
-    expect(await list.exited).toBe(0);
-    const models = (JSON.parse(list.stdout()) as { models: Array<{ id: string; status: string }> }).models;
+    const list = await runCli(['models', 'list', '--json'], env);
+    expect(list.code).toBe(0);
+    const models = (JSON.parse(list.stdout) as { models: Array<{ id: string; status: string }> }).models;
     expect(models.find((m) => m.id === REMOTE_ID)?.status).toBe('cache');
     expect(models.find((m) => m.id === 'resnet50-v2-7')?.status).toBe('remote');
     expect(models.find((m) => m.id === 'mobilenetv2-12-int8')?.status).toBe('bundled');
+    const table = await runCli(['models', 'list'], env);
+    expect(table.stdout).toMatch(/^ID +TASK +SIZE +STATUS +LICENSE +FUNCTIONS$/m);
+    expect(table.stdout).toMatch(/^resnet50-v1-12-int8 +imagenet +25\.8 MB +remote +Apache-2\.0 +faas-resnet$/m);
 
-    const verify = runTs(CLI_TS, ['models', 'verify', REMOTE_ID], env);
-    expect(await verify.exited).toBe(0);
-    expect(verify.stdout()).toMatch(new RegExp(`ok +${REMOTE_ID}`));
+    const verify = await runCli(['models', 'verify', REMOTE_ID], env);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(new RegExp(`ok +${REMOTE_ID}`));
 
-    const bad = runTs(CLI_TS, ['models', 'pull', 'resnet50-v2-7', '--mirror', `${mirror.url}/onnx`], env);
-    expect(await bad.exited).toBe(1);
-    expect(bad.stderr()).toMatch(/^error: downloading resnet50-v2-7 from http:\/\/127\.0\.0\.1:\d+\/onnx\/resnet50-v2-7\.onnx failed: 127\.0\.0\.1:\d+ answered HTTP 404/m);
-    expect(bad.stderr()).toMatch(/nothing was written to the cache/);
-    expect(bad.stderr()).toMatch(/^hint: /m);
+    const bad = await runCli(['models', 'pull', 'resnet50-v2-7', '--mirror', `${mirror.url}/onnx`], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error: downloading resnet50-v2-7 from http:\/\/127\.0\.0\.1:\d+\/onnx\/resnet50-v2-7\.onnx failed: 127\.0\.0\.1:\d+ answered HTTP 404/m);
+    expect(bad.stderr).toMatch(/nothing was written to the cache/);
+    expect(bad.stderr).toMatch(/^hint: /m);
+    expect(await cacheFiles(env)).toEqual([REMOTE_FILE]);
 
-    const unknown = runTs(CLI_TS, ['models', 'pull', 'resnet-9000'], env);
-    expect(await unknown.exited).toBe(1);
-    expect(unknown.stderr()).toMatch(/error: unknown model "resnet-9000"; known models: .*\nhint: run `pifaas models list`/);
+    const unknown = await runCli(['models', 'pull', 'resnet-9000'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/error: unknown model "resnet-9000"; known models: .*\nhint: run `pifaas models list`/);
   });
 });
