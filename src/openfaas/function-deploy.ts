@@ -69,6 +69,8 @@ export interface WaitOptions {
   /** The swarm's tasks, to explain a function that does not come up (swarm providers only). */
   tasks?: FunctionTaskSource;
   onProgress?: (status: FunctionStatus | undefined) => void;
+  /** Consecutive polls that must see an available replica (default 2). */
+  stablePolls?: number;
 }
 
 /** Polls GET /system/function/{name} until availableReplicas >= 1, failing early on a hopeless task. */
@@ -78,14 +80,20 @@ export async function waitUntilReady(client: GatewayClient, name: string, opts: 
   const deadline = Date.now() + timeoutMs;
   let last: FunctionStatus | undefined;
   let diagnosis: TaskDiagnosis | undefined;
+  // A task that dies at once (exec format error) is "running" for an instant, and the provider
+  // counts it: a replica must be seen available on consecutive polls, and the swarm's tasks (when
+  // pifaas can read them) must not tell a hopeless story.
+  let readyPolls = 0;
   for (let round = 0; ; round++) {
     last = await client.getFunction(name, opts.namespace);
     opts.onProgress?.(last);
-    if (last && last.availableReplicas >= 1) return last;
-    if (opts.tasks && round % 3 === 2) {
+    const available = Boolean(last && last.availableReplicas >= 1);
+    readyPolls = available ? readyPolls + 1 : 0;
+    if (opts.tasks && (available || round % 3 === 2)) {
       diagnosis = diagnoseTasks(name, opts.image, await opts.tasks.tasks(name));
       if (diagnosis?.fatal) throw new FunctionNotReadyError(diagnosis.message, diagnosis.hint, diagnosis);
     }
+    if (last && readyPolls >= (opts.stablePolls ?? 2)) return last;
     if (Date.now() + pollMs > deadline) break;
     await new Promise((r) => setTimeout(r, pollMs));
   }

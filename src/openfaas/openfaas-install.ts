@@ -9,7 +9,7 @@ import { GatewayClient, GatewayUnauthorizedError, GatewayUnreachableError, norma
 import { OPENFAAS_SWARM_RELEASE } from './release.js';
 import { installOpenFaaS, type InstallResult } from './stack-installer.js';
 import type { PublishMode } from './swarm-stack.js';
-import { diagnoseTasks, dockerFunctionTasks } from './swarm-tasks.js';
+import { diagnoseTasks, dockerFunctionTasks, type TaskDiagnosis } from './swarm-tasks.js';
 
 export interface OpenFaaSInstallOptions {
   /** A swarm manager's Docker Engine API (dockerFor(operator) for a node reached over SSH). */
@@ -39,13 +39,24 @@ export async function installOpenFaaSOnSwarm(opts: OpenFaaSInstallOptions): Prom
   const port = opts.gatewayPort ?? OPENFAAS_SWARM_RELEASE.defaultGatewayPort;
   const gatewayUrl = normalizeGatewayUrl(`http://${opts.gatewayHost}:${port}`);
   let creds: GatewayCredentials | undefined;
+  // Moving the gateway to another port or address keeps the password: look it up where the
+  // gateway was published before, and save it under the new URL.
+  const previousUrls = await previousGatewayUrls(opts.docker, opts.gatewayHost);
   const result = await installOpenFaaS(opts.docker, {
     publish: opts.publish ?? 'ingress',
     gatewayPort: port,
     resetPassword: opts.resetPassword,
     onStep: opts.onStep,
     credentials: {
-      load: async () => (creds = await lookupCredentials(gatewayUrl, env)),
+      load: async () => {
+        creds = await lookupCredentials(gatewayUrl, env);
+        for (const url of previousUrls) {
+          if (creds) break;
+          creds = await lookupCredentials(url, env);
+          if (creds) await saveCredentials(gatewayUrl, creds, env);
+        }
+        return creds;
+      },
       save: async (c) => {
         creds = c;
         await saveCredentials(gatewayUrl, c, env);
@@ -98,12 +109,15 @@ export async function waitForGateway(
       if (!(e instanceof GatewayUnreachableError) && !(e instanceof UserError)) throw e;
     }
     if (round % 3 === 0) {
+      const fatal: TaskDiagnosis[] = [];
       for (const svc of watched) {
         const d = diagnoseTasks(svc, images.get(svc) ?? svc, await tasks.tasks(svc), {
           missingImage: 'the nodes pull OpenFaaS\'s images from Docker Hub: give the swarm internet access (or `docker load` the images on each node) and run the install again',
         });
-        if (d?.fatal) throw new UserError(`OpenFaaS cannot start: ${d.message}`, d.hint);
+        if (d?.fatal) fatal.push(d);
       }
+      if (fatal.length === 1) throw new UserError(`OpenFaaS cannot start: ${fatal[0]!.message}`, fatal[0]!.hint);
+      if (fatal.length > 1) throw new UserError(`OpenFaaS cannot start:\n${fatal.map((d) => `  ${d.message}`).join('\n')}`, fatal[0]!.hint);
     }
     if (Date.now() > deadline) {
       const list = await tasks.tasks(gatewayService);
@@ -115,4 +129,11 @@ export async function waitForGateway(
     }
     await new Promise((r) => setTimeout(r, 2000));
   }
+}
+
+/** URLs the existing gateway service of this swarm is published at (before this install changes it). */
+async function previousGatewayUrls(docker: Dockerode, host: string): Promise<string[]> {
+  const name = `${OPENFAAS_SWARM_RELEASE.stackNamespace}_gateway`;
+  const svc = (await docker.listServices({ filters: { name: [name] } })).find((s) => s.Spec?.Name === name);
+  return (svc?.Spec?.EndpointSpec?.Ports ?? []).filter((p) => p.TargetPort === 8080 && p.PublishedPort).map((p) => normalizeGatewayUrl(`http://${host}:${p.PublishedPort}`));
 }

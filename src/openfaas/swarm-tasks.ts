@@ -110,7 +110,8 @@ export function diagnoseTasks(fn: string, image: string, tasks: TaskReport[], hi
   const troubled = tasks.filter((t) => t.error || t.state === 'failed' || t.state === 'rejected');
   const latest = troubled.find((t) => t.error) ?? troubled[0];
   if (!latest) return undefined;
-  const where = latest.node ? ` on ${latest.node}${latest.platform ? ` (${latest.platform})` : ''}` : '';
+  const nodeDesc = latest.node ? `${latest.node}${latest.platform ? ` (${latest.platform})` : ''}` : 'its node';
+  const where = ` on ${nodeDesc}`;
   const text = [latest.error ?? '', ...latest.logTail].join('\n');
   if (/exec format error/i.test(text)) {
     const target = latest.platform ? buildPlatform(latest.platform) : 'the node\'s platform';
@@ -123,7 +124,7 @@ export function diagnoseTasks(fn: string, image: string, tasks: TaskReport[], hi
   if (/no such image|pull access denied|manifest unknown|not found: manifest|failed to resolve reference/i.test(text)) {
     return {
       fatal: true,
-      message: `${fn}'s image ${image} is not on the node${where} and cannot be pulled: ${latest.error ?? 'No such image'}`,
+      message: `${fn}'s image ${image} is not on ${nodeDesc} and cannot be pulled: ${latest.error ?? 'No such image'}`,
       hint:
         hints.missingImage ??
         `send the image to every node with \`pifaas push ${fn} --to INVENTORY\` (or push it to a registry the nodes can reach), then deploy again`,

@@ -27,7 +27,19 @@ export interface RecordedRequest {
   body: Buffer;
 }
 
+/**
+ * Where functions really live. Without one, the fake keeps them in memory; with the swarm backend
+ * (swarm-provider.ts) it does what faas-swarm does on a real Docker swarm.
+ */
+export interface ProviderBackend {
+  deploy(req: Record<string, unknown>, update: boolean): Promise<void>;
+  remove(name: string): Promise<void>;
+  /** Desired and running replicas, as faas-swarm's replica reader counts them. */
+  replicas(name: string): Promise<{ replicas: number; available: number }>;
+}
+
 export interface FakeGatewayOptions {
+  backend?: ProviderBackend;
   provider?: 'faas-swarm' | 'faas-netes';
   username?: string;
   password?: string;
@@ -47,6 +59,9 @@ export class FakeGateway {
   readonly username: string;
   readonly password: string;
   readonly namespaces: string[];
+  readonly backend?: ProviderBackend;
+  /** Overrides readyAfterPolls: whether the n-th status poll sees an available replica. */
+  availability?: (poll: number) => boolean;
   /** Swarm secrets the provider knows. */
   secrets: string[] = [];
 
@@ -56,6 +71,7 @@ export class FakeGateway {
     this.password = opts.password ?? 'sw0rdfish-Pa55';
     this.readyAfterPolls = opts.readyAfterPolls ?? 2;
     this.namespaces = opts.namespaces ?? ['openfaas-fn'];
+    this.backend = opts.backend;
   }
 
   get netes(): boolean {
@@ -68,7 +84,7 @@ export class FakeGateway {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         try {
-          this.handle(req, res, Buffer.concat(chunks));
+          this.handle(req, res, Buffer.concat(chunks)).catch((e: unknown) => res.writeHead(500).end(`Deployment error: ${(e as Error).message}`));
         } catch (e) {
           res.writeHead(500).end(String(e));
         }
@@ -100,10 +116,15 @@ export class FakeGateway {
     return this.namespaces.includes(ns) ? ns : undefined;
   }
 
-  private status(f: FakeFunction): Record<string, unknown> {
+  private async status(f: FakeFunction): Promise<Record<string, unknown>> {
     const d = f.deployment;
-    const ready = this.readyAfterPolls !== 'never' && f.polls >= this.readyAfterPolls;
-    const available = ready ? f.replicas : 0;
+    const ready = this.availability ? this.availability(f.polls) : this.readyAfterPolls !== 'never' && f.polls >= this.readyAfterPolls;
+    let available = ready ? f.replicas : 0;
+    if (this.backend) {
+      const r = await this.backend.replicas(f.name);
+      f.replicas = r.replicas;
+      available = r.available;
+    }
     // faas-provider's FunctionStatus: counters are omitempty (absent when zero).
     return {
       name: f.name,
@@ -123,7 +144,7 @@ export class FakeGateway {
     };
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  private async handle(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(u.searchParams);
     this.requests.push({ method: req.method ?? '', path: u.pathname, query, authorization: req.headers.authorization, body });
@@ -169,7 +190,7 @@ export class FakeGateway {
     return text(404, '404 page not found');
   }
 
-  private system(
+  private async system(
     method: string,
     u: URL,
     query: Record<string, string>,
@@ -177,7 +198,7 @@ export class FakeGateway {
     json: (c: number, v: unknown) => void,
     text: (c: number, t: string) => void,
     res: ServerResponse,
-  ): void {
+  ): Promise<void> {
     const path = u.pathname;
     if (path === '/system/info' && method === 'GET') {
       return json(200, {
@@ -196,7 +217,7 @@ export class FakeGateway {
       const ns = this.ns(query.namespace);
       if (ns === undefined) return text(400, `namespace ${query.namespace} is not allowed`);
       if (method === 'GET') {
-        return json(200, [...this.functions.values()].filter((f) => f.namespace === ns).map((f) => this.status(f)));
+        return json(200, await Promise.all([...this.functions.values()].filter((f) => f.namespace === ns).map((f) => this.status(f))));
       }
       let req: Record<string, unknown>;
       try {
@@ -208,6 +229,7 @@ export class FakeGateway {
         if (typeof req.functionName !== 'string' || !req.functionName) return text(400, 'functionName is required');
         const key = this.key(req.functionName, ns);
         if (!this.functions.has(key)) return text(404, `Unable to find function: ${req.functionName}`);
+        await this.backend?.remove(req.functionName);
         this.functions.delete(key);
         return text(200, '');
       }
@@ -225,6 +247,7 @@ export class FakeGateway {
       if (method === 'POST') {
         if (this.functions.has(key)) return text(400, `Deployment error: function ${req.service} already exists`);
         if (missing) return secretError();
+        await this.backend?.deploy(req, false);
         this.functions.set(key, { name: req.service, namespace: fns, deployment: req, replicas, polls: 0, invocations: 0, logs: [] });
         return text(202, '');
       }
@@ -232,6 +255,7 @@ export class FakeGateway {
         const f = this.functions.get(key);
         if (!f) return text(404, `Unable to find function: ${req.service}`);
         if (missing) return secretError();
+        await this.backend?.deploy(req, true);
         Object.assign(f, { deployment: req, replicas, polls: 0 });
         return text(200, '');
       }
@@ -244,7 +268,7 @@ export class FakeGateway {
       const f = ns === undefined ? undefined : this.functions.get(this.key(fnm[1]!, ns));
       if (!f) return text(404, 'Not Found');
       f.polls++;
-      return json(200, this.status(f));
+      return json(200, await this.status(f));
     }
 
     const scm = /^\/system\/scale-function\/([^/]+)$/.exec(path);

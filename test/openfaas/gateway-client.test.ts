@@ -100,7 +100,16 @@ describe('gateway client against a gateway that answers as the OpenAPI spec says
     const seen: number[] = [];
     const st = await waitUntilReady(c, 'echo-fn', { image: 'example/echo:1.0', pollMs: 10, onProgress: (s) => seen.push(s?.availableReplicas ?? -1) });
     expect(st.availableReplicas).toBe(1);
-    expect(seen).toEqual([0, 0, 1]);
+    // Ready once two consecutive polls see the replica.
+    expect(seen).toEqual([0, 0, 1, 1]);
+  });
+
+  it('does not take a replica seen once (a task that dies at start) for a ready function', async () => {
+    gw.availability = (poll) => poll % 3 === 0;
+    const c = new GatewayClient({ url: gw.url, credentials: creds() });
+    await c.deploy({ service: 'echo-fn', image: 'example/echo:1.0' });
+    const err = await waitUntilReady(c, 'echo-fn', { image: 'example/echo:1.0', pollMs: 20, timeoutMs: 400 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FunctionNotReadyError);
   });
 
   it('fails with the replica count when a function never becomes ready', async () => {
