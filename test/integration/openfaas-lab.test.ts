@@ -1,0 +1,96 @@
+// OpenFaaS on a real multi-node lab swarm (nodes in network namespaces with sshd and dockerd), put
+// there by `pifaas provision`'s OpenFaaS step and by `pifaas openfaas install INVENTORY`, both through
+// the Docker socket forwarded over SSH. The lab has no IPVS: the gateway is published in host mode.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { loadInventory } from '../../src/inventory/inventory.js';
+import { labDown, labNodeExec, labUp, type Lab } from '../../src/lab/lab.js';
+import { openfaasClusterStep } from '../../src/openfaas/provision-step.js';
+import { InventoryConnector } from '../../src/ssh/inventory-connect.js';
+import { provision } from '../../src/swarm/provision.js';
+import { runCli } from '../openfaas/cli-run.js';
+
+const LAB = 't4l';
+const SUBNET = '10.94.1.0/24';
+let dir: string;
+let lab: Lab;
+let inventoryFile: string;
+let env: NodeJS.ProcessEnv;
+
+const onManager = async (script: string) => (await labNodeExec(LAB, `${LAB}-1`, script)).stdout.trim();
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'pifaas-t4-lab-'));
+  env = { OPENFAAS_CONFIG: path.join(dir, 'openfaas') };
+  // The provisioning step runs in this process: its credentials go to the test's folder.
+  process.env.OPENFAAS_CONFIG = env.OPENFAAS_CONFIG;
+  lab = await labUp({ name: LAB, nodes: 2, subnet: SUBNET, dir });
+  const inv = parse(await readFile(lab.inventoryFile, 'utf8'));
+  inv.all.vars.pifaas_openfaas_publish = 'host';
+  inventoryFile = path.join(dir, 'inventory-openfaas.yaml');
+  await writeFile(inventoryFile, stringify(inv), { mode: 0o600 });
+});
+
+afterAll(async () => {
+  delete process.env.OPENFAAS_CONFIG;
+  await labDown(LAB);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('OpenFaaS on a 2-node lab swarm', () => {
+  it('is installed by pifaas provision\'s OpenFaaS step through the leader\'s Docker over SSH', async () => {
+    const inventory = await loadInventory(inventoryFile);
+    const result = await provision(inventory, {
+      connector: new InventoryConnector(inventory, { connectRetryMs: 30_000 }),
+      renderer: 'silent',
+      clusterSteps: [openfaasClusterStep()],
+    });
+    expect(result.swarm.error).toBeUndefined();
+    expect(result.clusterSteps).toHaveLength(1);
+    expect(result.clusterSteps[0]).toMatchObject({ title: 'OpenFaaS stack', status: 'changed' });
+    expect(result.clusterSteps[0]!.detail).toMatch(new RegExp(`^gateway http://${lab.nodes[0]!.address.replace(/\./g, '\\.')}:8080, 7 services`));
+
+    const services = (await onManager("docker stack services func --format '{{.Name}} {{.Image}}'")).split('\n').sort();
+    expect(services).toEqual([
+      'func_alertmanager prom/alertmanager:v0.18.0',
+      'func_basic-auth-plugin openfaas/basic-auth-plugin:0.18.18',
+      'func_faas-swarm openfaas/faas-swarm:0.9.0',
+      'func_gateway openfaas/gateway:0.18.18',
+      'func_nats nats-streaming:0.17.0',
+      'func_prometheus prom/prometheus:v2.11.0',
+      'func_queue-worker openfaas/queue-worker:0.11.2',
+    ]);
+    expect(await onManager("docker service inspect func_gateway --format '{{json .Endpoint.Spec}}'")).toBe(
+      '{"Mode":"dnsrr","Ports":[{"Protocol":"tcp","TargetPort":8080,"PublishedPort":8080,"PublishMode":"host"}]}',
+    );
+    expect(await onManager("docker network inspect func_functions --format '{{.Driver}} {{.Attachable}} {{.Labels.openfaas}}'")).toBe('overlay true true');
+    expect(await onManager("docker secret ls --format '{{.Name}}' | sort | tr '\\n' ' '")).toBe('basic-auth-password basic-auth-user');
+    // The gateway's tasks go to the manager (host publishing: the manager's address is the URL).
+    const managerId = await onManager('docker info --format "{{.Swarm.NodeID}}"');
+    const gatewayNodes = (await onManager("docker service ps func_gateway --format '{{.Node}}'")).split('\n');
+    expect(gatewayNodes.every((n) => n === `${LAB}-1`)).toBe(true);
+    expect(managerId).toMatch(/^\w+$/);
+
+    const cfg = parse(await readFile(path.join(dir, 'openfaas', 'config.yml'), 'utf8'));
+    expect(cfg.auths.map((a: { gateway: string }) => a.gateway)).toEqual([`http://${lab.nodes[0]!.address}:8080`]);
+  });
+
+  it('is left unchanged by `pifaas openfaas install INVENTORY` (over SSH), which then explains why nothing starts', async () => {
+    const again = await runCli(['openfaas', 'install', inventoryFile, '--no-wait', '--json'], { env, timeoutMs: 180_000 });
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    const out = JSON.parse(again.stdout);
+    expect(out.changes.filter((c: { action: string }) => c.action !== 'unchanged')).toEqual([]);
+    expect(out.gatewayUrl).toBe(`http://${lab.nodes[0]!.address}:8080`);
+    expect(out.publish).toBe('host');
+
+    // No registry is reachable from the lab: the wait ends early, naming the node and the image.
+    const wait = await runCli(['openfaas', 'install', inventoryFile, '--wait-timeout', '180'], { env, timeoutMs: 240_000 });
+    expect(wait.code).toBe(1);
+    expect(wait.stderr).toMatch(/^error: OpenFaaS cannot start:/m);
+    expect(wait.stderr).toMatch(new RegExp(`func_gateway's image openfaas/gateway:0\\.18\\.18 is not on ${LAB}-1 \\(linux/x86_64\\) and cannot be pulled`));
+  });
+});
