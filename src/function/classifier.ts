@@ -4,6 +4,7 @@
 // timings. Inference runs through a small queue: concurrent session.run calls on a few cores only
 // fight over the same threads, while decoding the next image overlaps the current run.
 import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
 import { FunctionError } from './function-error.js';
 import { imageToTensor, readImageInfo, type ImageInfo, type ImageLimits } from './image-tensor.js';
 import { loadEngine, type EngineChoice, type InferenceEngine, type ModelSession, type TensorInfo } from './inference-engine.js';
@@ -12,6 +13,9 @@ import { locateModel, pullModel } from './model-store.js';
 import { loadLabels, topPredictions, type Label, type Prediction } from './predictions.js';
 
 export const DEFAULT_TOP = 5;
+
+const TASK_NAMES = { imagenet: 'ImageNet', digits: 'digit' } as const;
+const TASK_WITH_ARTICLE = { imagenet: 'an ImageNet', digits: 'a digit' } as const;
 
 export interface LoadedModel {
   entry: ModelEntry;
@@ -260,7 +264,7 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
     }
     if (entry.task !== fn.task) {
       const fitting = catalog.models.filter((m) => m.task === fn.task).map((m) => m.id);
-      throw new StartupError(`${opts.name} serves ${fn.task} models (${fitting.join(', ')}); ${requested} is a ${entry.task} model`);
+      throw new StartupError(`${opts.name} serves ${TASK_NAMES[fn.task]} models (${fitting.join(', ')}); ${requested} is ${TASK_WITH_ARTICLE[entry.task]} model`);
     }
     ids = [requested];
   } else {
@@ -292,12 +296,39 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
         continue;
       }
     }
-    if (!loc) throw new StartupError(`the bundled model file ${entry.file} of ${entry.id} is missing or has the wrong size in ${catalog.dir}`);
+    if (!loc) {
+      const missing = `the model file ${entry.file} of ${entry.id} is missing (or has the wrong size) in ${catalog.dir}`;
+      // faas-digits serves whichever of its models an image carries; one missing is worth a line, not a stop.
+      if (ids.length > 1) {
+        log(`${missing}; serving without it`);
+        notices.push(`${missing}; serving without it`);
+        continue;
+      }
+      throw new StartupError(missing);
+    }
     located.push({ entry, ...loc });
   }
+  if (located.length === 0) throw new StartupError(`none of ${opts.name}'s models (${ids.join(', ')}) is in ${catalog.dir}`);
   const engine = await loadEngine(opts.engine ?? 'auto');
   const models: LoadedModel[] = [];
   for (const l of located) models.push(await loadModel(engine, catalog, l.entry, l));
   const defaultModel = requested && models.some((m) => m.entry.id === requested) ? requested : models.find((m) => m.entry.id === fn.defaultModel)?.entry.id ?? (models[0] as LoadedModel).entry.id;
-  return new Classifier(opts.name, engine, models, defaultModel, notices, opts.inferenceConcurrency ?? 1, { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS });
+  const classifier = new Classifier(opts.name, engine, models, defaultModel, notices, opts.inferenceConcurrency ?? 1, { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS });
+  await warmUp(classifier);
+  return classifier;
+}
+
+/**
+ * Runs one whole request per model (a small synthetic JPEG through decode, resize, tensor, inference
+ * and labels), so the first real caller does not pay for sharp's and the JIT's first use.
+ */
+async function warmUp(classifier: Classifier): Promise<void> {
+  for (const m of classifier.models) {
+    const r = m.entry.preprocessing.resize;
+    const [w, h] = r.kind === 'center-crop' ? [r.shorterSide + 32, r.shorterSide] : [r.width, r.height];
+    const jpeg = await sharp({ create: { width: w, height: h, channels: 3, background: { r: 40, g: 90, b: 160 } } })
+      .jpeg()
+      .toBuffer();
+    await classifier.classify(jpeg, { model: m.entry.id, top: 1 });
+  }
 }

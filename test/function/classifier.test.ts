@@ -3,7 +3,7 @@
 // held-out accuracy through our own image path, model choice by input size, and faas-resnet's
 // fallback when the ResNet weights cannot be fetched.
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startClassifier, type Classifier } from '../../src/function/classifier.js';
 import { FunctionError } from '../../src/function/function-error.js';
 import { pixelsToTensor } from '../../src/function/image-tensor.js';
+import { defaultModelsDir } from '../../src/function/model-catalog.js';
 import { topPredictions } from '../../src/function/predictions.js';
 import { closedPort, DIGITS, image, PHOTOS, SHARED } from './helpers.js';
 
@@ -106,7 +107,7 @@ describe('faas-resnet', () => {
   });
 
   it('refuses a model of the wrong task or an unknown one at start-up', async () => {
-    await expect(startClassifier({ name: 'faas-resnet', model: 'mnist-8' })).rejects.toThrow(/faas-resnet serves imagenet models .*; mnist-8 is a digits model/);
+    await expect(startClassifier({ name: 'faas-resnet', model: 'mnist-8' })).rejects.toThrow(/faas-resnet serves ImageNet models .*; mnist-8 is a digit model/);
     await expect(startClassifier({ name: 'faas-digits', model: 'resnet-9000' })).rejects.toThrow(/unknown model "resnet-9000"/);
   });
 });
@@ -122,6 +123,22 @@ describe('faas-digits', () => {
 
   it('loads mnist-8 and digits-8x8', () => {
     expect(digits.info().models.map((m) => m.id)).toEqual(['mnist-8', 'digits-8x8']);
+  });
+
+  it('serves the models it has when an image carries only some (one line says which is missing)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pifaas-one-model-'));
+    try {
+      for (const f of ['catalog.json', 'mnist-8.onnx', 'digits-labels.txt']) await copyFile(path.join(defaultModelsDir(), f), path.join(dir, f));
+      const lines: string[] = [];
+      const c = await startClassifier({ name: 'faas-digits', modelsDir: dir, engine: 'node', log: (l) => lines.push(l) });
+      expect(c.info().models.map((m) => m.id)).toEqual(['mnist-8']);
+      expect(lines).toEqual([`the model file digits-8x8.onnx of digits-8x8 is missing (or has the wrong size) in ${dir}; serving without it`]);
+      expect((await c.classify(image('digit-5.jpg'))).predictions[0]?.label).toBe('5');
+      await c.close();
+      await expect(startClassifier({ name: 'faas-digits', model: 'digits-8x8', modelsDir: dir })).rejects.toThrow(/the model file digits-8x8\.onnx of digits-8x8 is missing/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it.each(DIGITS)('$file is a $digit (28x28: mnist-8 picked by size)', async ({ file, digit }) => {

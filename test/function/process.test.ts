@@ -160,6 +160,6 @@ describe('pifaas serve', () => {
     expect(wrong.stderr).toMatch(/error: unknown function "faas-cats"\nhint: pifaas serve runs faas-resnet or faas-digits/);
     const badModel = await runCli(['serve', 'faas-digits', '--port', '0', '--model', 'resnet50-v2-7']);
     expect(badModel.code).toBe(1);
-    expect(badModel.stderr).toMatch(/error: cannot start faas-digits: faas-digits serves digits models \(mnist-8, digits-8x8\); resnet50-v2-7 is a imagenet model/);
+    expect(badModel.stderr).toMatch(/error: cannot start faas-digits: faas-digits serves digit models \(mnist-8, digits-8x8\); resnet50-v2-7 is an ImageNet model/);
   });
 });
