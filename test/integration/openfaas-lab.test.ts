@@ -11,7 +11,13 @@ import { labDown, labNodeExec, labUp, type Lab } from '../../src/lab/lab.js';
 import { openfaasClusterStep } from '../../src/openfaas/provision-step.js';
 import { InventoryConnector } from '../../src/ssh/inventory-connect.js';
 import { provision } from '../../src/swarm/provision.js';
+import { dockerFor } from '../../src/operator/docker-client.js';
+import type { Operator } from '../../src/operator/operator.js';
+import { saveCredentials } from '../../src/openfaas/credentials.js';
 import { runCli } from '../openfaas/cli-run.js';
+import { FakeGateway } from '../openfaas/fake-gateway.js';
+import { swarmBackend } from '../openfaas/swarm-provider.js';
+import { importBusyboxImage } from '../openfaas/t4-dockerd.js';
 
 const LAB = 't4l';
 const SUBNET = '10.94.1.0/24';
@@ -92,5 +98,29 @@ describe('OpenFaaS on a 2-node lab swarm', () => {
     expect(wait.code).toBe(1);
     expect(wait.stderr).toMatch(/^error: OpenFaaS cannot start:/m);
     expect(wait.stderr).toMatch(new RegExp(`func_gateway's image openfaas/gateway:0\\.18\\.18 is not on ${LAB}-1 \\(linux/x86_64\\) and cannot be pulled`));
+  });
+
+  it('explains through -i INVENTORY (over SSH) why a deployed function cannot run on a lab node', async () => {
+    const inventory = await loadInventory(inventoryFile);
+    const manager: Operator = await new InventoryConnector(inventory, { connectRetryMs: 10_000 }).connect(inventory.managers[0]!);
+    const docker = dockerFor(manager);
+    // The provider (faas-swarm's behaviour, on the lab's real swarm) creates the function service.
+    const gw = new FakeGateway({ provider: 'faas-swarm', backend: swarmBackend(docker) });
+    try {
+      await gw.start();
+      await saveCredentials(gw.url, { username: gw.username, password: gw.password }, env);
+      // An image built for another CPU, present on both nodes.
+      await importBusyboxImage(docker, 'pifaas/faas-resnet:0.1.0', { foreignEntrypoint: true });
+      const worker: Operator = await new InventoryConnector(inventory, { connectRetryMs: 10_000 }).connect(inventory.workers[0]!);
+      await importBusyboxImage(dockerFor(worker), 'pifaas/faas-resnet:0.1.0', { foreignEntrypoint: true });
+      await worker.close();
+      const r = await runCli(['deploy', 'faas-resnet', '-i', inventoryFile, '--timeout', '150'], { env: { ...env, OPENFAAS_URL: gw.url }, timeoutMs: 200_000 });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`error: faas-resnet cannot run on ${LAB}-[12] \\(linux/x86_64\\): exec format error \\(the image pifaas/faas-resnet:0\\.1\\.0 was built for another CPU\\)`));
+      expect(r.stderr).toContain('hint: build the image for linux/amd64 as well');
+    } finally {
+      await gw.stop();
+      await manager.close();
+    }
   });
 });
