@@ -63,6 +63,8 @@ export interface PreparedInput {
 export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preprocessing, limits: ImageLimits): Promise<PreparedInput> {
   const t0 = performance.now();
   let pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', autoOrient: true, pages: 1 });
+  // The region of the (oriented) image that becomes the model's input.
+  let region = { left: 0, top: 0, width: info.width, height: info.height };
   let outW: number;
   let outH: number;
   if (pre.resize.kind === 'center-crop') {
@@ -70,16 +72,18 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
     // (crop/shorterSide of its shorter side) then one resize: cheaper, same pixels.
     const side = Math.min(info.width, info.height);
     const cropSide = Math.max(1, Math.round((side * pre.resize.crop) / pre.resize.shorterSide));
-    const left = Math.floor((info.width - cropSide) / 2);
-    const top = Math.floor((info.height - cropSide) / 2);
-    if (cropSide !== info.width || cropSide !== info.height) pipeline = pipeline.extract({ left, top, width: cropSide, height: cropSide });
+    region = { left: Math.floor((info.width - cropSide) / 2), top: Math.floor((info.height - cropSide) / 2), width: cropSide, height: cropSide };
     outW = outH = pre.resize.crop;
   } else {
     outW = pre.resize.width;
     outH = pre.resize.height;
   }
-  if (info.width !== outW || info.height !== outH || pre.resize.kind === 'center-crop') {
-    pipeline = pipeline.resize(outW, outH, { fit: 'fill' });
+  if (region.width !== info.width || region.height !== info.height) pipeline = pipeline.extract(region);
+  if (region.width !== outW || region.height !== outH) {
+    // Reduction: libvips' default lanczos3 (JPEGs also shrink on load). Enlargement (small photos):
+    // bilinear, as torchvision's Resize, at a third of lanczos3's cost on a 224x224 output.
+    const enlarging = region.width < outW || region.height < outH;
+    pipeline = pipeline.resize(outW, outH, { fit: 'fill', kernel: enlarging ? 'linear' : 'lanczos3' });
   }
   pipeline = pipeline.removeAlpha();
   pipeline = pre.color === 'grey' ? pipeline.greyscale() : pipeline.toColourspace('srgb');
