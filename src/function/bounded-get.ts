@@ -105,7 +105,7 @@ export async function boundedGet(raw: string | URL, opts: BoundedGetOptions): Pr
 function requestOnce(url: URL, opts: BoundedGetOptions, signal: AbortSignal): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
-      reject(abortError(url, opts, signal));
+      reject(abortError(url, opts));
       return;
     }
     const mod = url.protocol === 'https:' ? https : http;
@@ -114,7 +114,7 @@ function requestOnce(url: URL, opts: BoundedGetOptions, signal: AbortSignal): Pr
       ...(opts.lookup ? { lookup: opts.lookup } : {}),
       agent: false,
     });
-    const onAbort = () => req.destroy(abortError(url, opts, signal));
+    const onAbort = () => req.destroy(abortError(url, opts));
     signal.addEventListener('abort', onAbort, { once: true });
     req.on('response', (res) => {
       signal.removeEventListener('abort', onAbort);
@@ -127,9 +127,9 @@ function requestOnce(url: URL, opts: BoundedGetOptions, signal: AbortSignal): Pr
   });
 }
 
-function abortError(url: URL, opts: BoundedGetOptions, signal: AbortSignal): HttpGetError {
+/** Why the combined signal fired: the caller cancelled, or the deadline passed. */
+function abortError(url: URL, opts: BoundedGetOptions): HttpGetError {
   if (opts.signal?.aborted) return new HttpGetError('aborted', `fetching ${url.host} was cancelled`);
-  void signal;
   return new HttpGetError('timeout', `${url.host} did not answer within ${formatSeconds(opts.timeoutMs)}`);
 }
 
@@ -147,7 +147,7 @@ async function readBody(url: URL, res: http.IncomingMessage, opts: BoundedGetOpt
   opts.onResponse?.(contentLength);
   const chunks: Buffer[] = [];
   let bytes = 0;
-  const onAbort = () => res.destroy(abortError(url, opts, signal));
+  const onAbort = () => res.destroy(abortError(url, opts));
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     for await (const chunk of res as AsyncIterable<Buffer>) {
@@ -161,7 +161,7 @@ async function readBody(url: URL, res: http.IncomingMessage, opts: BoundedGetOpt
     }
   } catch (err) {
     if (err instanceof HttpGetError) throw err;
-    if (signal.aborted) throw abortError(url, opts, signal);
+    if (signal.aborted) throw abortError(url, opts);
     throw new HttpGetError('truncated', `the transfer from ${url.host} broke off after ${bytes}${contentLength !== undefined ? ` of ${contentLength}` : ''} bytes (${(err as Error).message})`);
   } finally {
     signal.removeEventListener('abort', onAbort);

@@ -226,6 +226,9 @@ export async function imageUrlServer(): Promise<LocalServer & { releaseSlow(): v
     } else if (req.url === '/redirect') {
       res.writeHead(302, { location: '/tiger.jpg' });
       res.end();
+    } else if (req.url === '/redirect-to-ip') {
+      res.writeHead(302, { location: `http://127.0.0.1:${(req.socket.localPort ?? 0).toString()}/tiger.jpg` });
+      res.end();
     } else if (req.url === '/big') {
       res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': 11 * 1024 * 1024 });
       res.end(Buffer.alloc(11 * 1024 * 1024));

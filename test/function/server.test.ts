@@ -204,12 +204,24 @@ describe('URL input policy (SSRF)', () => {
     expect(urls.requests()).toBe(seen);
   });
 
+  it('a URL that does not answer within PIFAAS_URL_TIMEOUT gets 408', async () => {
+    const { base } = await serve({ urlTimeoutMs: 300 });
+    const a = await post(base, '/', JSON.stringify({ url: `${urls.url}/slow` }), 'application/json');
+    urls.releaseSlow();
+    expect(a.status).toBe(408);
+    expect(errorOf(a)).toMatchObject({ code: 'url_timeout' });
+    expect(errorOf(a).message).toMatch(/127\.0\.0\.1:\d+ did not answer within 0\.3 s/);
+  });
+
   it('a host list allows exactly those hosts (and re-checks redirects)', async () => {
     const { base } = await serve({ urlPolicy: parseUrlPolicy('localhost') });
     expect((await post(base, '/', JSON.stringify({ url: `http://localhost:${urls.port}/tiger.jpg` }), 'application/json')).status).toBe(200);
     const other = await post(base, '/', JSON.stringify({ url: `${urls.url}/tiger.jpg` }), 'application/json');
     expect(other.status).toBe(403);
     expect(errorOf(other).message).toMatch(/127\.0\.0\.1 is not allowed by PIFAAS_URL_ALLOW/);
+    const redirected = await post(base, '/', JSON.stringify({ url: `http://localhost:${urls.port}/redirect-to-ip` }), 'application/json');
+    expect(redirected.status).toBe(403);
+    expect(errorOf(redirected).message).toMatch(/fetching from 127\.0\.0\.1 is not allowed/);
   });
 });
 
