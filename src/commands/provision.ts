@@ -72,6 +72,7 @@ function humanSummary(r: ProvisionResult): string {
     );
   }
   for (const n of r.nodes) for (const w of n.warnings) lines.push(`warning: ${w}`);
+  if (r.swarm.error) lines.push(`error: swarm: ${r.swarm.error.message}${r.swarm.error.hint ? `\nhint: ${r.swarm.error.hint}` : ''}`);
   for (const n of r.nodes.filter((x) => x.error)) lines.push(`error: ${n.error?.message}${n.error?.hint ? `\nhint: ${n.error.hint}` : ''}`);
   lines.push(r.ok ? `swarm ${r.swarm.clusterId?.slice(0, 12) ?? ''} ready: ${r.nodes.length} node(s) provisioned` : 'provisioning finished with errors; fix them and re-run (finished steps are skipped)');
   return lines.join('\n');
@@ -81,7 +82,7 @@ export function provisionCommand(): Command {
   const cmd = new Command('provision')
     .description('install Docker and form one Docker Swarm on every host of an inventory, over SSH (idempotent: re-run any time)')
     .argument('<inventory>', 'path of the Ansible YAML inventory')
-    .option('--host <name...>', 'only these inventory hosts')
+    .option('--host <name...>', 'only these inventory hosts (plus the first manager, to join the swarm)')
     .option('--force', 'make nodes that are in another swarm leave it and join this one')
     .option('--prune', 'remove swarm nodes that are not in the inventory')
     .option('--fix-cgroups', 'on Pis without the memory cgroup: add cgroup_enable=memory cgroup_memory=1 to cmdline.txt and reboot')

@@ -32,7 +32,7 @@ export interface ClusterStep {
 
 export interface ProvisionOptions {
   connector: InventoryConnector;
-  /** Only these inventory hosts (default all). */
+  /** Only these inventory hosts (default all); the first manager is added when none is among them. */
   hosts?: InventoryHost[];
   /** Nodes in another swarm leave it and join this one. */
   force?: boolean;
@@ -78,7 +78,7 @@ export interface ClusterStepSummary {
 export interface ProvisionResult {
   ok: boolean;
   inventory: string;
-  swarm: { clusterId: string | null; leader: string | null; strangers: StrangerNode[] };
+  swarm: { clusterId: string | null; leader: string | null; strangers: StrangerNode[]; error?: { message: string; hint: string | null } };
   nodes: NodeSummary[];
   clusterSteps: ClusterStepSummary[];
   /** Open nodes (only with keepConnections; close them with closeMembers). */
@@ -92,6 +92,8 @@ interface NodeState {
   docker?: Docker;
   facts?: NodeFacts;
   signal: AbortSignal;
+  /** The per-node timeout (covers the node's own steps; cleared when they end). */
+  timer?: NodeJS.Timeout;
 }
 
 function errorInfo(e: unknown): { message: string; hint: string | null } {
@@ -214,7 +216,10 @@ function nodeSteps(n: NodeState, options: ProvisionOptions): ListrTask[] {
 
 /** Provisions the hosts of an inventory. Never throws for a node's failure: see result.nodes. */
 export async function provision(inventory: Inventory, options: ProvisionOptions): Promise<ProvisionResult> {
-  const hosts = options.hosts ?? inventory.hosts;
+  const chosen = options.hosts ?? inventory.hosts;
+  // Joining needs a manager: a subset without one brings the first manager along (it stays unchanged).
+  const firstManager = inventory.managers[0];
+  const hosts = chosen.some((h) => h.role === 'manager') || !firstManager ? chosen : [firstManager, ...chosen];
   const nodeTimeoutMs = options.nodeTimeoutMs ?? 20 * 60_000;
   const states: NodeState[] = hosts.map((host) => {
     const controller = new AbortController();
@@ -228,8 +233,7 @@ export async function provision(inventory: Inventory, options: ProvisionOptions)
       void state.operator?.close();
     }, nodeTimeoutMs);
     timer.unref();
-    controller.signal.addEventListener('abort', () => clearTimeout(timer));
-    (state as NodeState & { timer: NodeJS.Timeout }).timer = timer;
+    state.timer = timer;
     return state;
   });
   const result: ProvisionResult = {
@@ -241,6 +245,8 @@ export async function provision(inventory: Inventory, options: ProvisionOptions)
   };
   let members: SwarmMember[] = [];
   let leader: SwarmMember | undefined;
+  // One line per node and step while it fits the terminal; finished nodes fold into one line.
+  const compact = states.length * 8 + 8 > (process.stdout.rows || 40);
 
   const tasks = new Listr(
     [
@@ -250,13 +256,45 @@ export async function provision(inventory: Inventory, options: ProvisionOptions)
           task.newListr(
             states.map((n) => ({
               title: `${n.host.name} (${n.host.role}, ${n.host.address})`,
-              task: async (_c2, nodeTask) =>
-                nodeTask.newListr(nodeSteps(n, options), { concurrent: false, exitOnError: true }).run().catch((e: unknown) => {
+              task: async (_c2, nodeTask) => {
+                const failed = (e: unknown): never => {
+                  clearTimeout(n.timer);
                   const reason = n.signal.aborted ? n.signal.reason : e;
                   n.summary.status = 'failed';
                   n.summary.error = errorInfo(reason);
                   throw reason instanceof Error ? reason : new Error(String(reason));
-                }),
+                };
+                const done = () => {
+                  clearTimeout(n.timer);
+                  nodeTask.title = `${n.host.name}: ${n.summary.changes.length ? n.summary.changes.join(', ') : 'nothing to change'}`;
+                };
+                const steps = nodeSteps(n, options);
+                if (compact) {
+                  // Many nodes: one line per node showing its current step (a terminal would overflow).
+                  const line = { set title(v: string) { nodeTask.output = v; }, set output(v: string) { nodeTask.output = v; } };
+                  try {
+                    for (const step of steps) {
+                      nodeTask.output = String(step.title);
+                      await (step.task as (ctx: unknown, t: unknown) => Promise<void>)(undefined, line);
+                    }
+                  } catch (e) {
+                    failed(e);
+                  }
+                  done();
+                  return undefined;
+                }
+                // Returned (not run here) so the same renderer draws the steps under the node.
+                return nodeTask.newListr(
+                  [
+                    ...steps.map((step): ListrTask => ({
+                      ...step,
+                      task: (ctx, t) => (step.task as (c: unknown, tt: unknown) => Promise<void>)(ctx, t).catch(failed),
+                    })),
+                    { task: async () => done() }, // no title: not drawn
+                  ],
+                  { concurrent: false, exitOnError: true },
+                );
+              },
             })),
             { concurrent: true, exitOnError: false },
           ),
@@ -272,12 +310,18 @@ export async function provision(inventory: Inventory, options: ProvisionOptions)
             facts: s.facts as NodeFacts,
             advertiseAddr: s.host.settings.advertise_addr ?? (isIPv4(s.host.address) ? s.host.address : (s.facts?.primaryAddress ?? s.host.address)),
           }));
-          if (candidates.length === 0) throw new UserError('no node is ready for the swarm', 'fix the node errors above and re-run');
+          if (candidates.length === 0) {
+            result.swarm.error = { message: 'no node is ready for the swarm', hint: 'fix the node errors and re-run' };
+            throw new UserError(result.swarm.error.message);
+          }
           const outcome = await formSwarm(candidates, {
             force: options.force,
             prune: options.prune,
             inventoryHosts: inventory.hosts,
             report: (node, message) => (task.output = `${node}: ${message}`),
+          }).catch((e: unknown) => {
+            result.swarm.error = errorInfo(e);
+            throw e;
           });
           for (const s of ready) {
             const o = outcome.nodes.get(s.host.name);
@@ -291,7 +335,7 @@ export async function provision(inventory: Inventory, options: ProvisionOptions)
           }
           leader = outcome.leader;
           members = candidates.filter((m) => outcome.nodes.get(m.host.name)?.error === undefined);
-          result.swarm = { clusterId: outcome.clusterId ?? null, leader: leader?.host.name ?? null, strangers: outcome.strangers };
+          Object.assign(result.swarm, { clusterId: outcome.clusterId ?? null, leader: leader?.host.name ?? null, strangers: outcome.strangers });
           const failed = ready.filter((s) => s.summary.status === 'failed').map((s) => s.host.name);
           task.title = `Swarm ${outcome.clusterId ? outcome.clusterId.slice(0, 12) : ''}: ${members.length} node(s)${failed.length ? `, failed: ${failed.join(', ')}` : ''}${
             outcome.strangers.length ? `, not in the inventory: ${outcome.strangers.map((x) => `${x.hostname}${x.removed ? ' (removed)' : ''}`).join(', ')}` : ''
@@ -324,14 +368,14 @@ export async function provision(inventory: Inventory, options: ProvisionOptions)
       exitOnError: false,
       renderer: options.renderer ?? 'default',
       fallbackRenderer: 'simple',
-      rendererOptions: { collapseSubtasks: false, collapseErrors: false },
+      rendererOptions: { collapseSubtasks: true, collapseErrors: false },
       collectErrors: 'minimal',
     } as never,
   );
   try {
     await tasks.run();
   } finally {
-    for (const s of states) clearTimeout((s as NodeState & { timer?: NodeJS.Timeout }).timer);
+    for (const s of states) clearTimeout(s.timer);
   }
   for (const s of states) {
     if (s.summary.status !== 'failed') s.summary.status = s.summary.changes.length ? 'changed' : 'unchanged';
