@@ -6,7 +6,7 @@ import { UserError } from '../user-error.js';
 import type { FunctionStatus, GatewayInfo } from './gateway-schemas.js';
 import type { GatewayClient, InvokeResult } from './gateway-client.js';
 import { toFunctionDeployment, type StackFunction } from './stack-file.js';
-import { diagnoseTasks, type FunctionTaskSource, type TaskDiagnosis } from './swarm-tasks.js';
+import { diagnoseTasks, type FunctionTaskSource, type TaskDiagnosis, type TaskReport } from './swarm-tasks.js';
 
 /** faas-cli's default function namespace, used by faas-netes. */
 export const DEFAULT_FUNCTION_NAMESPACE = 'openfaas-fn';
@@ -73,6 +73,15 @@ export interface WaitOptions {
   stablePolls?: number;
 }
 
+/** The swarm's tasks are an explanation, not a requirement: a manager that cannot be read gives none. */
+async function readTasks(source: FunctionTaskSource, name: string): Promise<TaskReport[]> {
+  try {
+    return await source.tasks(name);
+  } catch {
+    return [];
+  }
+}
+
 /** Polls GET /system/function/{name} until availableReplicas >= 1, failing early on a hopeless task. */
 export async function waitUntilReady(client: GatewayClient, name: string, opts: WaitOptions): Promise<FunctionStatus> {
   const timeoutMs = opts.timeoutMs ?? 180_000;
@@ -90,14 +99,14 @@ export async function waitUntilReady(client: GatewayClient, name: string, opts: 
     const available = Boolean(last && last.availableReplicas >= 1);
     readyPolls = available ? readyPolls + 1 : 0;
     if (opts.tasks && (available || round % 3 === 2)) {
-      diagnosis = diagnoseTasks(name, opts.image, await opts.tasks.tasks(name));
+      diagnosis = diagnoseTasks(name, opts.image, await readTasks(opts.tasks, name));
       if (diagnosis?.fatal) throw new FunctionNotReadyError(diagnosis.message, diagnosis.hint, diagnosis);
     }
     if (last && readyPolls >= (opts.stablePolls ?? 2)) return last;
     if (Date.now() + pollMs > deadline) break;
     await new Promise((r) => setTimeout(r, pollMs));
   }
-  if (opts.tasks) diagnosis = diagnoseTasks(name, opts.image, await opts.tasks.tasks(name));
+  if (opts.tasks) diagnosis = diagnoseTasks(name, opts.image, await readTasks(opts.tasks, name));
   const seen = last ? `${last.availableReplicas} of ${last.replicas} replicas available` : 'the gateway does not list it';
   if (diagnosis) {
     throw new FunctionNotReadyError(`${name} did not become ready within ${Math.round(timeoutMs / 1000)} s (${seen}): ${diagnosis.message}`, diagnosis.hint, diagnosis);
