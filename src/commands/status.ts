@@ -26,7 +26,9 @@ function human(s: ClusterStatus): string {
 
 export function statusCommand(): Command {
   const cmd = new Command('status')
-    .description("show the swarm's nodes: role, arch, state, availability and Docker version (through the first reachable manager)")
+    .description(
+      "show the swarm's nodes: role, arch, state, availability and Docker version (through the first reachable manager); exits 1 when a host of the inventory is not Ready",
+    )
     .argument('<inventory>', 'path of the Ansible YAML inventory')
     .option('--json', 'print the nodes as JSON');
   addSshOptions(cmd);

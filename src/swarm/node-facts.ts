@@ -36,6 +36,7 @@ export const nodeFactsSchema = z.object({
 export type NodeFacts = z.infer<typeof nodeFactsSchema>;
 
 const FACTS_SCRIPT = `
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 . /etc/os-release 2>/dev/null || true
 echo "osId=\${ID:-unknown}"
 echo "osVersion=\${VERSION_ID:-}"
