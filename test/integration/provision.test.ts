@@ -186,7 +186,7 @@ describe('pifaas provision on a 3-node lab', () => {
       ]);
       expect(result.nodes[2]?.error?.message).toBe('t3p-3: provisioning did not finish within 20 s');
     } finally {
-      await labNodeExec(LAB, 't3p-3', 'p=$(cat /run/pifaas-test-listener.pid); pkill -P "$p"; kill "$p"; service ssh start >/dev/null', { check: false });
+      await labNodeExec(LAB, 't3p-3', 'p=$(cat /run/pifaas-test-listener.pid); kill $(cat /proc/$p/task/*/children) "$p"; service ssh start >/dev/null', { check: false });
     }
   });
 
