@@ -7,6 +7,7 @@
 //
 // Runs inside the Dockerfiles' deps stage with plain Node (no dependencies of its own):
 //   node function-deps.mjs install --engines node,web --arch amd64 --src /src --out /build/app
+//   node function-deps.mjs manifest --engines web --src . --out /tmp/app    (only the cut-down manifest)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -52,7 +53,7 @@ function resolveInLock(packages, from, name) {
 }
 
 /** The lock entries the named packages need (dependencies, optional and peer), transitively. */
-export function lockClosure(lock, names) {
+function lockClosure(lock, names) {
   const packages = lock.packages ?? {};
   const keep = new Map();
   const queue = [];
@@ -142,16 +143,22 @@ function prune(nodeModules, npmCpu) {
   });
 }
 
-function install(args) {
+/** Writes out/package.json + out/package-lock.json for the engines' packages; returns their names. */
+function manifest(args) {
   const deps = JSON.parse(readFileSync(join(here, 'function-deps.json'), 'utf8'));
   const engines = (args.engines ?? '').split(',').filter(Boolean);
-  const arch = ARCHES[args.arch];
-  if (!arch) fail(`unsupported target architecture "${args.arch}" (supported: ${Object.keys(ARCHES).join(', ')})`);
   if (engines.length === 0 || engines.some((e) => !deps.engines[e])) fail(`--engines must list some of: ${Object.keys(deps.engines).join(', ')}`);
   const names = [...deps.common, ...engines.flatMap((e) => deps.engines[e])];
+  const count = writeManifest(args.src, args.out, names);
+  process.stdout.write(`function-deps: ${names.join(', ')} -> ${count} packages\n`);
+}
+
+function install(args) {
+  const arch = ARCHES[args.arch];
+  if (!arch) fail(`unsupported target architecture "${args.arch}" (supported: ${Object.keys(ARCHES).join(', ')})`);
+  manifest(args);
   const out = args.out;
-  const count = writeManifest(args.src, out, names);
-  process.stdout.write(`function-deps: ${names.join(', ')} -> ${count} packages for linux/${args.arch} (npm --cpu=${arch.npmCpu})\n`);
+  process.stdout.write(`function-deps: installing for linux/${args.arch} (npm --cpu=${arch.npmCpu} --os=linux --libc=glibc)\n`);
   execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=warn', `--cpu=${arch.npmCpu}`, '--os=linux', '--libc=glibc'], {
     cwd: out,
     stdio: 'inherit',
@@ -166,5 +173,6 @@ function install(args) {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = parseArgs(process.argv.slice(2));
   if (args.command === 'install') install(args);
-  else fail('usage: node function-deps.mjs install --engines node[,web] --arch amd64|arm64|arm --src DIR --out DIR');
+  else if (args.command === 'manifest') manifest(args);
+  else fail('usage: node function-deps.mjs install|manifest --engines node[,web] [--arch amd64|arm64|arm] --src DIR --out DIR');
 }

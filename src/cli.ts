@@ -19,6 +19,7 @@ import { logsCommand } from './commands/logs.js';
 import { openfaasCommand } from './commands/openfaas.js';
 import { k8sCommand } from './commands/k8s.js';
 import { buildCommand } from './commands/build.js';
+import { pushCommand } from './commands/push.js';
 
 const VERSION = '0.1.0';
 
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   program.addCommand(provisionCommand());
   program.addCommand(statusCommand());
   program.addCommand(buildCommand());
+  program.addCommand(pushCommand());
   program.addCommand(openfaasCommand());
   program.addCommand(deployCommand());
   program.addCommand(lsCommand());

@@ -1,5 +1,5 @@
 // Why: an image build needs only a few megabytes of the pifaas package (the lock file, the compiled
-// function, the Dockerfiles and the one model being baked) - not node_modules or every model. This
+// function in dist/function, the Dockerfiles and the one model being baked) - not node_modules or every model. This
 // picks the model(s) to bake from the catalog (bundled, or downloaded by `pifaas models pull`) and
 // lays out that small build context in a temporary folder, the same for the Docker Engine API path
 // and for buildx.
@@ -148,7 +148,8 @@ export async function makeBuildContext(choice: ModelChoice, root = packageRoot()
   const cleanup = () => rm(dir, { recursive: true, force: true });
   try {
     for (const f of CONTEXT_FILES) await linkOrCopy(path.join(root, f), path.join(dir, f));
-    await cp(path.join(root, 'dist'), path.join(dir, 'dist'), {
+    // The function imports only within src/function (test/image/function-deps.test.ts checks it).
+    await cp(path.join(root, 'dist', 'function'), path.join(dir, 'dist', 'function'), {
       recursive: true,
       filter: (src) => !/\.(map|d\.ts)$/.test(src),
     });
@@ -169,24 +170,8 @@ export async function makeBuildContext(choice: ModelChoice, root = packageRoot()
   }
 }
 
-/** The package version and, in a git checkout, the commit: for the images' OCI labels. */
-export async function packageVersion(root = packageRoot()): Promise<{ version: string; revision: string }> {
+/** The package version, for the images' OCI labels. */
+export async function packageVersion(root = packageRoot()): Promise<string> {
   const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version?: string };
-  let revision = 'unknown';
-  try {
-    const head = (await readFile(path.join(root, '.git', 'HEAD'), 'utf8')).trim();
-    if (/^[0-9a-f]{40}$/.test(head)) revision = head;
-    else if (head.startsWith('ref: ')) {
-      const ref = head.slice(5);
-      const direct = path.join(root, '.git', ref);
-      if (await exists(direct)) revision = (await readFile(direct, 'utf8')).trim();
-      else {
-        const packed = await readFile(path.join(root, '.git', 'packed-refs'), 'utf8').catch(() => '');
-        revision = packed.split('\n').find((l) => l.endsWith(` ${ref}`))?.split(' ')[0] ?? 'unknown';
-      }
-    }
-  } catch {
-    // not a git checkout (an npm install): no revision label
-  }
-  return { version: pkg.version ?? '0.0.0', revision };
+  return pkg.version ?? '0.0.0';
 }

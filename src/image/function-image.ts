@@ -5,7 +5,7 @@
 import Docker from 'dockerode';
 import { Listr } from 'listr2';
 import { UserError } from '../user-error.js';
-import { chooseModels, makeBuildContext, packageVersion, type BuildContext, type ModelChoice } from './build-context.js';
+import { chooseModels, makeBuildContext, packageRoot, packageVersion, type BuildContext, type ModelChoice } from './build-context.js';
 import { buildxAvailable, buildxBuildArgv, imagetoolsCreateArgv, runDockerCli } from './buildx-builder.js';
 import { loadRegistryCredentials } from './docker-credentials.js';
 import { buildWithEngine, type BuiltImage } from './engine-builder.js';
@@ -37,6 +37,8 @@ export interface BuildRequest {
   docker?: Docker;
   /** listr2 options (renderer, output streams) chosen by the command. */
   taskList?: Record<string, unknown>;
+  /** The pifaas package to build from (default: this one; tests and benchmarks use copies). */
+  packageRoot?: string;
 }
 
 export interface PlatformImage {
@@ -115,14 +117,16 @@ export async function buildFunctionImage(req: BuildRequest): Promise<BuildResult
   const docker = req.docker ?? new Docker();
   await checkDocker(docker);
   const builder = await chooseBuilder(req.builder ?? 'auto');
-  const choice: ModelChoice = await chooseModels(req.functionName, req.model);
-  const { version, revision } = await packageVersion();
+  const root = req.packageRoot ?? packageRoot();
+  const choice: ModelChoice = await chooseModels(req.functionName, req.model, process.env, root);
+  const version = await packageVersion(root);
   const buildArgs: Record<string, string> = {
     FUNCTION: choice.function,
     MODEL: choice.model,
     MODELS: choice.models.map((m) => m.id).filter((id) => id !== choice.model).join(' '),
+    // No commit or date label: the same inputs give the same image ID, so `pifaas push` skips nodes
+    // that have it (docker build --build-arg REVISION=... still sets one).
     VERSION: version,
-    REVISION: revision,
     ...(req.baseImage ? { NODE_IMAGE: req.baseImage } : {}),
   };
   const baseAuth = req.baseImage ? await loadRegistryCredentials(parseImageRef(req.baseImage).registry) : null;
@@ -139,7 +143,7 @@ export async function buildFunctionImage(req: BuildRequest): Promise<BuildResult
         title: `Build context for ${choice.function}`,
         task: async (_c, task) => {
           if (client) await client.ping();
-          context = await makeBuildContext(choice);
+          context = await makeBuildContext(choice, root);
           task.title = `Build context: ${choice.function} with ${choice.models.map((m) => `${m.id} (${m.where})`).join(', ')}, ${(context.bytes / 1e6).toFixed(1)} MB`;
         },
       },
