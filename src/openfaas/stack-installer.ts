@@ -69,6 +69,15 @@ export function compareApiVersions(a: string, b: string): number {
   return am - bm || an - bn;
 }
 
+/**
+ * The Docker API version faas-swarm is told to speak: its own 1.30, unless the daemon refuses that
+ * (Docker 29 accepts nothing below 1.44 unless daemon.json lowers min-api-version, which
+ * `pifaas provision` does); then the oldest version the daemon still accepts.
+ */
+export function faasSwarmApiVersion(daemonMinApiVersion: string): string {
+  return compareApiVersions(daemonMinApiVersion, R.faasSwarmDockerApiVersion) > 0 ? daemonMinApiVersion : R.faasSwarmDockerApiVersion;
+}
+
 export interface ManagerFacts {
   architecture: string;
   minApiVersion: string;
@@ -97,9 +106,7 @@ export async function managerFacts(docker: Dockerode): Promise<ManagerFacts> {
 export async function installOpenFaaS(docker: Dockerode, opts: InstallOptions): Promise<InstallResult> {
   const say = opts.onStep ?? (() => {});
   const facts = await managerFacts(docker);
-  // Docker 29 refuses API versions below 1.44 unless daemon.json lowers min-api-version; faas-swarm
-  // then has to speak the oldest version the daemon still accepts.
-  const apiVersion = compareApiVersions(facts.minApiVersion, R.faasSwarmDockerApiVersion) > 0 ? facts.minApiVersion : R.faasSwarmDockerApiVersion;
+  const apiVersion = faasSwarmApiVersion(facts.minApiVersion);
   const desired = desiredOpenFaaSStack({
     architecture: facts.architecture,
     publish: opts.publish,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { alertmanagerConfig, prometheusAlertRules, prometheusConfig } from '../../src/openfaas/monitoring-config.js';
 import { cpuFamilyOf, imageFor, OPENFAAS_SWARM_RELEASE as R } from '../../src/openfaas/release.js';
+import { compareApiVersions, faasSwarmApiVersion, generatePassword } from '../../src/openfaas/stack-installer.js';
 import { desiredOpenFaaSStack, SPEC_HASH_LABEL, STACK_NAMESPACE_LABEL } from '../../src/openfaas/swarm-stack.js';
 
 const envOf = (env: string[] | undefined) => Object.fromEntries((env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
@@ -127,5 +128,20 @@ describe('the pinned OpenFaaS Swarm release', () => {
     expect(changed(a, desiredOpenFaaSStack({ architecture: 'x86_64', publish: 'ingress', gatewayPort: 8080 }))).toEqual([]);
     expect(changed(a, b)).toEqual(['gateway']);
     expect(changed(a, c)).toEqual(['faas-swarm']);
+  });
+
+  it('tells faas-swarm to speak Docker API 1.30 unless the daemon refuses it (Docker 29 without min-api-version)', () => {
+    expect(compareApiVersions('1.44', '1.30')).toBeGreaterThan(0);
+    expect(compareApiVersions('1.9', '1.30')).toBeLessThan(0);
+    expect(faasSwarmApiVersion('1.12')).toBe('1.30'); // Docker 20-28
+    expect(faasSwarmApiVersion('1.24')).toBe('1.30'); // Docker 29 with min-api-version lowered by pifaas provision
+    expect(faasSwarmApiVersion('1.44')).toBe('1.44'); // Docker 29 as shipped
+  });
+
+  it('makes passwords from the CSPRNG: 256 bits, URL-safe, never the same', () => {
+    const a = generatePassword();
+    const b = generatePassword();
+    expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(a).not.toBe(b);
   });
 });
