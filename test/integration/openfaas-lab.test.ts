@@ -110,13 +110,13 @@ describe('OpenFaaS on a 2-node lab swarm', () => {
       await gw.start();
       await saveCredentials(gw.url, { username: gw.username, password: gw.password }, env);
       // An image built for another CPU, present on both nodes.
-      await importBusyboxImage(docker, 'pifaas/faas-resnet:0.1.0', { foreignEntrypoint: true });
+      await importBusyboxImage(docker, 'pifaas/faas-resnet:latest', { foreignEntrypoint: true });
       const worker: Operator = await new InventoryConnector(inventory, { connectRetryMs: 10_000 }).connect(inventory.workers[0]!);
-      await importBusyboxImage(dockerFor(worker), 'pifaas/faas-resnet:0.1.0', { foreignEntrypoint: true });
+      await importBusyboxImage(dockerFor(worker), 'pifaas/faas-resnet:latest', { foreignEntrypoint: true });
       await worker.close();
       const r = await runCli(['deploy', 'faas-resnet', '-i', inventoryFile, '--timeout', '150'], { env: { ...env, OPENFAAS_URL: gw.url }, timeoutMs: 200_000 });
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`error: faas-resnet cannot run on ${LAB}-[12] \\(linux/x86_64\\): exec format error \\(the image pifaas/faas-resnet:0\\.1\\.0 was built for another CPU\\)`));
+      expect(r.stderr).toMatch(new RegExp(`error: faas-resnet cannot run on ${LAB}-[12] \\(linux/x86_64\\): exec format error \\(the image pifaas/faas-resnet:latest was built for another CPU\\)`));
       expect(r.stderr).toContain('hint: build the image for linux/amd64 as well');
     } finally {
       await gw.stop();

@@ -170,7 +170,7 @@ describe('pifaas deploy on a real swarm (the test gateway doing what faas-swarm 
     await gw.start();
     denv = { ...env, OPENFAAS_URL: gw.url };
     await saveCredentials(gw.url, { username: gw.username, password: gw.password }, denv);
-    await importBusyboxImage(d.docker, 'pifaas/faas-resnet:0.1.0', { foreignEntrypoint: true });
+    await importBusyboxImage(d.docker, 'pifaas/faas-resnet:latest', { foreignEntrypoint: true });
     await importBusyboxImage(d.docker, 't4/httpd:1', { cmd: ['httpd', '-f', '-p', '8080'] });
   });
   afterAll(async () => gw?.stop());
@@ -179,7 +179,7 @@ describe('pifaas deploy on a real swarm (the test gateway doing what faas-swarm 
     const started = Date.now();
     const r = await runCli(['deploy', 'faas-resnet', '--docker-host', `unix://${d.socket}`, '--timeout', '150'], { env: denv, timeoutMs: 200_000 });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`error: faas-resnet cannot run on ${node.name} (linux/${node.arch}): exec format error (the image pifaas/faas-resnet:0.1.0 was built for another CPU)`);
+    expect(r.stderr).toContain(`error: faas-resnet cannot run on ${node.name} (linux/${node.arch}): exec format error (the image pifaas/faas-resnet:latest was built for another CPU)`);
     expect(r.stderr).toMatch(/hint: build the image for linux\/(amd64|arm64|arm\/v7) as well/);
     // It does not sit out the whole timeout.
     expect(Date.now() - started).toBeLessThan(100_000);
@@ -190,7 +190,7 @@ describe('pifaas deploy on a real swarm (the test gateway doing what faas-swarm 
   it('says the image is missing on the node when it was never sent there', async () => {
     const r = await runCli(['deploy', 'faas-digits', '--docker-host', `unix://${d.socket}`, '--timeout', '150'], { env: denv, timeoutMs: 200_000 });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`error: faas-digits's image pifaas/faas-digits:0.1.0 is not on ${node.name} (linux/${node.arch}) and cannot be pulled: No such image: pifaas/faas-digits:0.1.0`);
+    expect(r.stderr).toContain(`error: faas-digits's image pifaas/faas-digits:latest is not on ${node.name} (linux/${node.arch}) and cannot be pulled: No such image: pifaas/faas-digits:latest`);
     expect(r.stderr).toContain('hint: send the image to every node with `pifaas push faas-digits --to INVENTORY`');
   });
 
