@@ -18,9 +18,12 @@ import { runCli } from '../openfaas/cli-run.js';
 import { FakeGateway } from '../openfaas/fake-gateway.js';
 import { swarmBackend } from '../openfaas/swarm-provider.js';
 import { importBusyboxImage } from '../openfaas/t4-dockerd.js';
+import { startImageTestEnv, type ImageTestEnv } from '../image/image-test-env.js';
 
 const LAB = 't4l';
 const SUBNET = '10.94.1.0/24';
+const FUNCTION_PORT = 18090;
+const TIGER = path.resolve(import.meta.dirname, '../../../shared/testdata/images/tiger.jpg');
 let dir: string;
 let lab: Lab;
 let inventoryFile: string;
@@ -120,6 +123,64 @@ describe('OpenFaaS on a 2-node lab swarm', () => {
       expect(r.stderr).toContain('hint: build the image for linux/amd64 as well');
     } finally {
       await gw.stop();
+      await docker.getService('faas-resnet').remove().catch(() => undefined);
+      await manager.close();
+    }
+  });
+});
+
+describe('the real function image on the lab swarm', () => {
+  let images: ImageTestEnv | undefined;
+  afterAll(async () => images?.stop());
+
+  it('is built, side-loaded onto the nodes, deployed as faas-swarm would, and answers the tiger photo through host-mode publishing', async () => {
+    // pifaas build's test daemon, with stand-in base images (no registry is reachable here).
+    images = await startImageTestEnv();
+    const withDocker = { ...env, DOCKER_HOST: images.dockerHost };
+    const built = await runCli(['build', 'faas-resnet', '--platforms', 'linux/amd64', '--json'], { env: withDocker });
+    expect(built.code, built.stderr).toBe(0);
+    expect(JSON.parse(built.stdout).localTag).toBe('pifaas/faas-resnet:latest');
+    const pushed = await runCli(['push', 'faas-resnet', '--to', inventoryFile, '--json'], { env: withDocker });
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(JSON.parse(pushed.stdout).nodes.map((n: { node: string; status: string }) => [n.node, n.status])).toEqual([
+      [`${LAB}-1`, 'sent'],
+      [`${LAB}-2`, 'sent'],
+    ]);
+
+    const inventory = await loadInventory(inventoryFile);
+    const manager: Operator = await new InventoryConnector(inventory, { connectRetryMs: 10_000 }).connect(inventory.managers[0]!);
+    const docker = dockerFor(manager);
+    // faas-swarm's service (labels, network func_functions), its port published in host mode on the
+    // node that runs it, DNS round robin: the lab's kernel has no IPVS.
+    const gw = new FakeGateway({ provider: 'faas-swarm', backend: swarmBackend(docker, { hostPort: FUNCTION_PORT, dnsrr: true }) });
+    try {
+      await gw.start();
+      await saveCredentials(gw.url, { username: gw.username, password: gw.password }, env);
+      const r = await runCli(['deploy', 'faas-resnet', '-i', inventoryFile, '--no-call', '--timeout', '300', '--json'], { env: { ...env, OPENFAAS_URL: gw.url } });
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).functions[0]).toMatchObject({ name: 'faas-resnet', status: { availableReplicas: 1 } });
+      const svc = await docker.getService('faas-resnet').inspect();
+      expect(svc.Spec.Labels).toMatchObject({ 'com.openfaas.function': 'faas-resnet', function: 'true' });
+      const net = await docker.getNetwork('func_functions').inspect();
+      expect(svc.Spec.TaskTemplate.Networks).toEqual([{ Target: net.Id }]);
+
+      // curl --data-binary @tiger.jpg http://NODE:PORT/ on the node running the task.
+      const nodeName = await onManager("docker service ps faas-resnet --filter desired-state=running --format '{{.Node}}'");
+      const address = lab.nodes.find((n) => n.name === nodeName.split('\n')[0])!.address;
+      const res = await fetch(`http://${address}:${FUNCTION_PORT}/function/faas-resnet`, {
+        method: 'POST',
+        body: await readFile(TIGER),
+        headers: { 'content-type': 'image/jpeg' },
+        signal: AbortSignal.timeout(120_000),
+      });
+      expect(res.status).toBe(200);
+      const answer = (await res.json()) as { model: string; predictions: { index: number; label: string; probability: number }[] };
+      expect(answer.predictions[0]!.index).toBe(292);
+      expect(answer.predictions[0]!.label).toMatch(/tiger/);
+      expect(answer.predictions[0]!.probability).toBeGreaterThan(0.5);
+    } finally {
+      await gw.stop();
+      await docker.getService('faas-resnet').remove().catch(() => undefined);
       await manager.close();
     }
   });
