@@ -127,34 +127,34 @@ export function pixelsToTensor(px: Uint8Array, w: number, h: number, channels: n
   const [lo, hi] = pre.range;
   const hw = w * h;
   const out = new Float32Array(hw * channels);
-  // value = ((p / 255) * (hi - lo) + lo - mean[c]) / std[c]  ==  p * a[c] + b[c]
-  const a: number[] = [];
-  const b: number[] = [];
+  // value(p) = ((p / 255) * (hi - lo) + lo - mean[c]) / std[c], tabulated for the 256 values of p.
+  const lut: Float32Array[] = [];
   for (let c = 0; c < channels; c++) {
     const mean = pre.mean?.[c] ?? 0;
     const std = pre.std?.[c] ?? 1;
-    a.push((hi - lo) / 255 / std);
-    b.push((lo - mean) / std);
+    const t = new Float32Array(256);
+    for (let p = 0; p < 256; p++) t[p] = ((p / 255) * (hi - lo) + lo - mean) / std;
+    lut.push(t);
   }
+  const [l0, l1, l2] = lut as [Float32Array, Float32Array | undefined, Float32Array | undefined];
   if (channels === 1) {
     const invert = pre.ink === 'bright' && borderMean(px, w, h) > 127;
-    const a0 = a[0] ?? 1;
-    const b0 = b[0] ?? 0;
-    for (let i = 0; i < hw; i++) {
-      const p = px[i] ?? 0;
-      out[i] = (invert ? 255 - p : p) * a0 + b0;
+    for (let i = 0; i < hw; i++) out[i] = l0[invert ? 255 - (px[i] as number) : (px[i] as number)] as number;
+    return out;
+  }
+  if (pre.layout === 'NCHW' && channels === 3 && l1 && l2) {
+    // One sequential pass over the interleaved pixels, writing the three planes.
+    for (let i = 0, j = 0; i < hw; i++, j += 3) {
+      out[i] = l0[px[j] as number] as number;
+      out[hw + i] = l1[px[j + 1] as number] as number;
+      out[2 * hw + i] = l2[px[j + 2] as number] as number;
     }
     return out;
   }
-  if (pre.layout === 'NCHW') {
-    for (let c = 0; c < channels; c++) {
-      const ac = a[c] ?? 1;
-      const bc = b[c] ?? 0;
-      const base = c * hw;
-      for (let i = 0, j = c; i < hw; i++, j += channels) out[base + i] = (px[j] ?? 0) * ac + bc;
-    }
-  } else {
-    for (let i = 0; i < hw * channels; i++) out[i] = (px[i] ?? 0) * (a[i % channels] ?? 1) + (b[i % channels] ?? 0);
+  for (let i = 0; i < hw * channels; i++) {
+    const c = i % channels;
+    const dst = pre.layout === 'NCHW' ? c * hw + Math.floor(i / channels) : i;
+    out[dst] = (lut[c] as Float32Array)[px[i] as number] as number;
   }
   return out;
 }
