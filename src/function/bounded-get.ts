@@ -24,6 +24,8 @@ export interface BoundedGetOptions {
   maxBytes: number;
   /** Whole request deadline: connect, headers, body and redirects. */
   timeoutMs: number;
+  /** Deadline for each response's headers (DNS, connect, server think time); default: timeoutMs. */
+  headersTimeoutMs?: number;
   maxRedirects?: number;
   /** Throw (an HttpGetError 'refused-url') to refuse a URL; called for the first URL and every redirect. */
   checkUrl?: (url: URL) => void;
@@ -116,11 +118,17 @@ function requestOnce(url: URL, opts: BoundedGetOptions, signal: AbortSignal): Pr
     });
     const onAbort = () => req.destroy(abortError(url, opts));
     signal.addEventListener('abort', onAbort, { once: true });
+    const headersTimer =
+      opts.headersTimeoutMs !== undefined
+        ? setTimeout(() => req.destroy(new HttpGetError('timeout', `${url.host} did not answer within ${formatSeconds(opts.headersTimeoutMs ?? 0)}`)), opts.headersTimeoutMs)
+        : undefined;
     req.on('response', (res) => {
+      clearTimeout(headersTimer);
       signal.removeEventListener('abort', onAbort);
       resolve(res);
     });
     req.on('error', (err) => {
+      clearTimeout(headersTimer);
       signal.removeEventListener('abort', onAbort);
       reject(describeNetError(url, err));
     });

@@ -280,6 +280,8 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
         const pulled = await pullModel(catalog, entry, {
           env,
           timeoutMs: opts.downloadTimeoutMs ?? 10 * 60_000,
+          // Without network (a Pi on an isolated LAN) DNS may hang: fall back soon, not after minutes.
+          headersTimeoutMs: 15_000,
           onProgress: (done) => {
             if (done === 0) log(`${entry.id} is neither bundled nor cached: downloading ${(entry.bytes / 1e6).toFixed(1)} MB into the cache`);
           },

@@ -72,6 +72,8 @@ export interface PullOptions {
   env?: NodeJS.ProcessEnv;
   /** Whole-download deadline (default 30 min; a 100 MB model on a slow link). */
   timeoutMs?: number;
+  /** Deadline for the server's first answer (DNS, connect, headers; default 60 s). */
+  headersTimeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -119,6 +121,7 @@ export async function pullModel(catalog: Catalog, model: ModelEntry, opts: PullO
       await boundedGet(url, {
         maxBytes: model.bytes,
         timeoutMs: opts.timeoutMs ?? 30 * 60_000,
+        headersTimeoutMs: opts.headersTimeoutMs ?? 60_000,
         ...(opts.signal ? { signal: opts.signal } : {}),
         onResponse: () => opts.onProgress?.(0, model.bytes),
         onData: async (chunk) => {

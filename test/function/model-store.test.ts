@@ -20,7 +20,7 @@ let catalog: Catalog;
 let real: Buffer;
 let mirror: LocalServer;
 /** What the mirror serves for REMOTE_FILE: the real bytes, other bytes, or a transfer that breaks off. */
-let mode: 'ok' | 'wrong-bytes' | 'truncated' | 'oversize' = 'ok';
+let mode: 'ok' | 'wrong-bytes' | 'truncated' | 'oversize' | 'silent' = 'ok';
 
 function cacheOf(name: string): NodeJS.ProcessEnv {
   return { HOME: work, XDG_CACHE_HOME: path.join(work, name) };
@@ -58,6 +58,7 @@ beforeAll(async () => {
       res.end();
       return;
     }
+    if (mode === 'silent') return; // accepts the connection, never answers
     if (mode === 'ok') {
       res.writeHead(200, { 'content-length': real.length });
       // In pieces, so progress has something to show.
@@ -126,6 +127,17 @@ describe('pullModel', () => {
       expect((err as Error).message, m).toMatch(message);
       expect(await cacheFiles(env), m).toEqual([]);
     }
+  });
+
+  it('a server that never answers: gives up after the headers deadline, nothing left in the cache', async () => {
+    mode = 'silent';
+    const env = cacheOf('cache-silent');
+    const t0 = Date.now();
+    const err = await pullModel(catalog, findModel(catalog, REMOTE_ID), { env, mirror: `${mirror.url}/onnx`, headersTimeoutMs: 300 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelDownloadError);
+    expect((err as Error).message).toMatch(/127\.0\.0\.1:\d+ did not answer within 0\.3 s/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(await cacheFiles(env)).toEqual([]);
   });
 
   it('bundled models need no download', async () => {
