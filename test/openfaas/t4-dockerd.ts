@@ -66,6 +66,7 @@ export async function startTestDockerd(): Promise<TestDockerd> {
         await exited;
       }
       await log.close();
+      await rm(path.join(tmpdir(), 'pifaas-t4-dockerd.log'), { force: true });
       await rm(T4_DATA_ROOT, { recursive: true, force: true });
       await rm(T4_EXEC_ROOT, { recursive: true, force: true });
       await rm(T4_PIDFILE, { force: true });
