@@ -51,8 +51,7 @@ export function softmax(values: Float32Array): Float32Array {
 /** The `top` most probable classes, best first. */
 export function topPredictions(scores: Float32Array, applySoftmax: boolean, labels: readonly Label[], top: number): Prediction[] {
   const probs = applySoftmax ? softmax(scores) : scores;
-  const order = Array.from(probs.keys()).sort((x, y) => (probs[y] ?? 0) - (probs[x] ?? 0));
-  return order.slice(0, Math.max(1, top)).map((index) => {
+  return topIndices(probs, Math.max(1, Math.min(top, probs.length))).map((index) => {
     const l = labels[index];
     return {
       index,
@@ -61,4 +60,19 @@ export function topPredictions(scores: Float32Array, applySoftmax: boolean, labe
       probability: Number((probs[index] ?? 0).toFixed(6)),
     };
   });
+}
+
+/** Indices of the k largest values, largest first (one pass with a small sorted list; k is usually 1-10). */
+function topIndices(values: Float32Array, k: number): number[] {
+  if (k >= 32) return Array.from(values.keys()).sort((x, y) => (values[y] as number) - (values[x] as number)).slice(0, k);
+  const idx: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    if (idx.length === k && v <= (values[idx[k - 1] as number] as number)) continue;
+    let pos = idx.length === k ? k - 1 : idx.length;
+    while (pos > 0 && (values[idx[pos - 1] as number] as number) < v) pos--;
+    idx.splice(pos, 0, i);
+    if (idx.length > k) idx.pop();
+  }
+  return idx;
 }
