@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildxAvailable } from '../../src/image/buildx-builder.js';
 import { buildFunctionImage, type BuildResult } from '../../src/image/function-image.js';
 import { functionPlatform, platformOfImage } from '../../src/image/platforms.js';
 import { imageManifestSchema, manifestListSchema, RegistryClient } from '../../src/image/registry-client.js';
@@ -33,6 +34,7 @@ let lab: Lab | undefined;
 let work: string;
 let lanRegistryPid: number | undefined;
 const containers: string[] = [];
+const hasBuildx = await buildxAvailable();
 
 const last = <T>(xs: T[]) => xs[xs.length - 1] as T;
 const image = (platform: string) => built.images.find((i) => i.platform === platform) as BuildResult['images'][number];
@@ -109,8 +111,14 @@ describe('pifaas build', () => {
 
     // The human form, on a cached rebuild of one platform.
     const r = await cli(['build', 'faas-resnet', '--platforms', 'linux/amd64']);
-    expect(r.stdout).toMatch(/^PLATFORM {4,}IMAGE {4,}SIZE {4,}BUILD TIME {4,}ENGINE\nlinux\/amd64 {4,}pifaas\/faas-resnet:latest-amd64 {4,}\d+\.\d MB {4,}\d+\.\d s {4,}onnxruntime-node\n/);
+    expect(r.stdout).toMatch(/^PLATFORM {3,}IMAGE {3,}SIZE {3,}BUILD TIME {3,}ENGINE\nlinux\/amd64 {3,}pifaas\/faas-resnet:latest-amd64 {3,}\d+\.\d MB {3,}\d+\.\d s {3,}onnxruntime-node\n/);
     expect(r.stdout).toMatch(/note: resnet50-v1-12-int8 is not downloaded, so the image bakes mobilenetv2-12-int8/);
+  });
+
+  it.skipIf(hasBuildx)('asks for the buildx plugin when --builder buildx is given without it', async () => {
+    const r = await runCli(['build', 'faas-resnet', '--builder', 'buildx'], { env: cliEnv });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: docker buildx is not installed\nhint: install the buildx plugin \(docker-buildx-plugin\), or build through the Docker Engine API with --builder engine/m);
   });
 
   it('pushes one manifest list naming all three platform images', async () => {
