@@ -7,7 +7,7 @@
 // inference), so noisy absolute numbers on a shared machine still compare within one run.
 //
 // Usage: npm run build && npx tsx bench/function-latency.ts [--models mobilenet,resnet50] [--photo tiger.jpg]
-//        [--seconds 8] [--cache DIR]
+//        [--seconds 8] [--cache DIR] [--spinning]   (--spinning: PIFAAS_ORT_SPINNING=1 for the function and the bare session)
 // The FP32 ResNet-50-shaped graph (random weights, ~100 MB, not committed) is made on first use with
 // /usr/bin/python3 ../shared/tools/make-torchvision-onnx.py (Debian: python3-torch python3-torchvision)
 // into the cache dir (default /tmp/pifaas-bench).
@@ -23,7 +23,7 @@ import * as ort from 'onnxruntime-node';
 import { startClassifier, type Classifier } from '../src/function/classifier.js';
 import { invokeFunction } from '../src/function/function-server.js';
 import { imageToTensor, readImageInfo } from '../src/function/image-tensor.js';
-import { NODE_SESSION_OPTIONS } from '../src/function/inference-engine.js';
+import { nodeSessionOptions } from '../src/function/inference-engine.js';
 import { parseUrlPolicy } from '../src/function/url-policy.js';
 
 interface AutocannonResult {
@@ -47,6 +47,7 @@ function arg(name: string, fallback: string): string {
 const MODELS = arg('models', 'mobilenet,resnet50').split(',');
 const PHOTO = arg('photo', 'tiger.jpg');
 const SECONDS = Number(arg('seconds', '8'));
+const SPINNING = process.argv.includes('--spinning');
 const CACHE = path.resolve(arg('cache', process.env.PIFAAS_BENCH_CACHE ?? '/tmp/pifaas-bench'));
 
 function percentile(sorted: number[], p: number): number {
@@ -183,7 +184,7 @@ interface ModelReport {
  */
 async function benchModel(label: string, modelId: string, modelsDir: string, photo: Buffer): Promise<ModelReport> {
   process.stderr.write(`\n== ${label} (${modelId}) on ${PHOTO} ==\n`);
-  const classifier: Classifier = await startClassifier({ name: 'faas-resnet', model: modelId, engine: 'node', modelsDir });
+  const classifier: Classifier = await startClassifier({ name: 'faas-resnet', model: modelId, engine: 'node', modelsDir, ortSpinning: SPINNING });
   const loaded = classifier.models[0];
   if (!loaded) throw new Error('no model');
   const info = await readImageInfo(photo, { maxPixels: 50e6 });
@@ -191,7 +192,7 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
 
   // Bare engine: an onnxruntime-node session of its own with the function's session options (the
   // ratios then show what the function adds), fed the already prepared tensor.
-  const session = await ort.InferenceSession.create(loaded.path, NODE_SESSION_OPTIONS);
+  const session = await ort.InferenceSession.create(loaded.path, nodeSessionOptions(SPINNING));
   const feeds = { [session.inputNames[0] as string]: new ort.Tensor('float32', prepared.data, prepared.dims) };
   const bareOnce = () => session.run(feeds);
   // For reference, onnxruntime's default options (intra-op threads spin-wait between runs).
@@ -206,7 +207,7 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
     timings.push({ d: r.timings.decodeMs + r.timings.preprocessMs, i: r.timings.inferenceMs });
   };
   // The real function process, over HTTP with a kept-alive connection.
-  const fp = await startFunction({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: modelId, PIFAAS_MODELS_DIR: modelsDir, PIFAAS_ENGINE: 'node' }, nextPort++);
+  const fp = await startFunction({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: modelId, PIFAAS_MODELS_DIR: modelsDir, PIFAAS_ENGINE: 'node', PIFAAS_ORT_SPINNING: SPINNING ? '1' : '0' }, nextPort++);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const httpOnce = () => postLatency(fp.port, photo, agent);
   for (let i = 0; i < 5; i++) {
@@ -303,7 +304,7 @@ async function main(): Promise<void> {
   const starts = await startupTimes();
 
   const lines: string[] = [];
-  lines.push(`\npifaas function benchmark: photo ${PHOTO}, ${SECONDS} s per load level, node ${process.version}, ${process.platform}/${process.arch}`);
+  lines.push(`\npifaas function benchmark: photo ${PHOTO}, ${SECONDS} s per load level, onnxruntime threads ${SPINNING ? 'spinning' : 'not spinning'}, node ${process.version}, ${process.platform}/${process.arch}`);
   lines.push('model              bare p50   handler p50  HTTP p50  HTTP p99  HTTP/bare  dec+pre/inf  rps c=1  c=2     c=4     c=8     c4/bare');
   for (const [label, r] of reports) {
     const bareRps = 1000 / r.bareThroughput.p50;

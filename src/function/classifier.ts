@@ -238,6 +238,8 @@ export interface StartClassifierOptions {
   inferenceConcurrency?: number;
   /** Deadline for downloading a missing remote model at start-up. */
   downloadTimeoutMs?: number;
+  /** Let onnxruntime-node's intra-op threads spin-wait (PIFAAS_ORT_SPINNING). */
+  ortSpinning?: boolean;
 }
 
 export class StartupError extends Error {
@@ -311,7 +313,7 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
     located.push({ entry, ...loc });
   }
   if (located.length === 0) throw new StartupError(`none of ${opts.name}'s models (${ids.join(', ')}) is in ${catalog.dir}`);
-  const engine = await loadEngine(opts.engine ?? 'auto');
+  const engine = await loadEngine(opts.engine ?? 'auto', { spinning: opts.ortSpinning ?? false });
   const models: LoadedModel[] = [];
   for (const l of located) models.push(await loadModel(engine, catalog, l.entry, l));
   const defaultModel = requested && models.some((m) => m.entry.id === requested) ? requested : models.find((m) => m.entry.id === fn.defaultModel)?.entry.id ?? (models[0] as LoadedModel).entry.id;

@@ -30,6 +30,7 @@ export interface FunctionConfig {
   urlPolicy: UrlPolicy;
   urlTimeoutMs: number;
   inferenceConcurrency: number;
+  ortSpinning: boolean;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -100,6 +101,7 @@ const envSchema = z.object({
   PIFAAS_URL_ALLOW: z.string().optional(),
   PIFAAS_URL_TIMEOUT: duration('PIFAAS_URL_TIMEOUT', '10s'),
   PIFAAS_INFERENCE_CONCURRENCY: integer('PIFAAS_INFERENCE_CONCURRENCY', 1, 1, 64),
+  PIFAAS_ORT_SPINNING: integer('PIFAAS_ORT_SPINNING', 0, 0, 1),
 });
 
 /** Reads and validates the function's configuration from an environment. */
@@ -130,5 +132,6 @@ export function functionConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Fun
     urlPolicy,
     urlTimeoutMs: e.PIFAAS_URL_TIMEOUT,
     inferenceConcurrency: e.PIFAAS_INFERENCE_CONCURRENCY,
+    ortSpinning: e.PIFAAS_ORT_SPINNING === 1,
   };
 }

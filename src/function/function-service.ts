@@ -44,6 +44,7 @@ export async function startFunctionService(config: FunctionConfig, opts: StartSe
     log,
     maxPixels: config.maxPixels,
     inferenceConcurrency: config.inferenceConcurrency,
+    ortSpinning: config.ortSpinning,
   }).then(
     (classifier) => {
       server.ready(classifier);

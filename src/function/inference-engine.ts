@@ -111,27 +111,32 @@ async function importWeb(): Promise<OrtModule> {
 }
 
 /**
- * onnxruntime-node session options. Intra-op threads must not spin-wait between runs: on a Pi (or any
- * small box) the function shares its cores with sharp's decoding of the next request, the HTTP server
- * and other containers, and spinning threads take the CPU those need (measured: 1.3-3x lower
- * throughput on 2 busy cores).
+ * onnxruntime-node session options. By default intra-op threads do not spin-wait between runs: on a
+ * Pi (or any small box) the function shares its cores with sharp's decoding of the next request, the
+ * HTTP server and other containers, and spinning threads take the CPU those need (measured on 2 busy
+ * cores: 1.2-3x more requests/s without spinning). A box that runs nothing else can turn spinning on
+ * (PIFAAS_ORT_SPINNING=1) for a lower single-request latency with small models.
  */
-export const NODE_SESSION_OPTIONS = { graphOptimizationLevel: 'all', executionMode: 'sequential', extra: { session: { intra_op: { allow_spinning: '0' } } } } as const;
+export function nodeSessionOptions(spinning = false): Record<string, unknown> {
+  return { graphOptimizationLevel: 'all', executionMode: 'sequential', extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } } };
+}
+
 const WEB_OPTIONS = { graphOptimizationLevel: 'all', executionProviders: ['wasm'] };
 
 /**
  * Loads the engine to use. `auto` takes onnxruntime-node where the npm package has binaries and
  * falls back to onnxruntime-web when it is missing or does not load; `node` and `web` insist.
  */
-export async function loadEngine(choice: EngineChoice): Promise<InferenceEngine> {
+export async function loadEngine(choice: EngineChoice, opts: { spinning?: boolean } = {}): Promise<InferenceEngine> {
+  const nodeOptions = nodeSessionOptions(opts.spinning);
   const platform = `${process.platform}/${process.arch}`;
   if (choice === 'web') return wrap(await importWeb(), 'onnxruntime-web', 'PIFAAS_ENGINE=web', WEB_OPTIONS);
-  if (choice === 'node') return wrap(await importNode(), 'onnxruntime-node', 'PIFAAS_ENGINE=node', NODE_SESSION_OPTIONS);
+  if (choice === 'node') return wrap(await importNode(), 'onnxruntime-node', 'PIFAAS_ENGINE=node', nodeOptions);
   if (!nodeEngineSupported()) {
     return wrap(await importWeb(), 'onnxruntime-web', `auto: onnxruntime-node has no binaries for ${platform}`, WEB_OPTIONS);
   }
   try {
-    return wrap(await importNode(), 'onnxruntime-node', `auto: native binaries for ${platform}`, NODE_SESSION_OPTIONS);
+    return wrap(await importNode(), 'onnxruntime-node', `auto: native binaries for ${platform}`, nodeOptions);
   } catch (e) {
     return wrap(await importWeb(), 'onnxruntime-web', `auto: onnxruntime-node did not load on ${platform} (${(e as Error).message.split('\n')[0]})`, WEB_OPTIONS);
   }
