@@ -78,24 +78,30 @@ function lockClosure(lock, names) {
   return keep;
 }
 
+/**
+ * Writes out/package.json (and out/package-lock.json when src has a lock file); returns whether a
+ * lock was written. Without one (pifaas installed from npm, which never ships lock files), pifaas
+ * build has pinned the function's packages to the versions installed with it.
+ */
 function writeManifest(src, out, names) {
   const pkg = JSON.parse(readFileSync(join(src, 'package.json'), 'utf8'));
-  const lock = JSON.parse(readFileSync(join(src, 'package-lock.json'), 'utf8'));
-  if (lock.lockfileVersion < 2) fail('package-lock.json must be lockfileVersion 2 or 3 (npm 7 or newer)');
   const ranges = {};
   for (const name of names) {
     const range = pkg.dependencies?.[name];
     if (!range) fail(`"${name}" is not in package.json's dependencies`);
     ranges[name] = range;
   }
-  const closure = lockClosure(lock, names);
   const app = { name: 'pifaas-function', version: pkg.version, private: true, type: 'module', dependencies: ranges };
-  const packages = { '': { name: app.name, version: app.version, dependencies: ranges } };
-  for (const [path, entry] of [...closure.entries()].sort(([a], [b]) => a.localeCompare(b))) packages[path] = entry;
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'package.json'), `${JSON.stringify(app, null, 2)}\n`);
+  if (!existsSync(join(src, 'package-lock.json'))) return { locked: false, count: names.length };
+  const lock = JSON.parse(readFileSync(join(src, 'package-lock.json'), 'utf8'));
+  if (lock.lockfileVersion < 2) fail('package-lock.json must be lockfileVersion 2 or 3 (npm 7 or newer)');
+  const closure = lockClosure(lock, names);
+  const packages = { '': { name: app.name, version: app.version, dependencies: ranges } };
+  for (const [path, entry] of [...closure.entries()].sort(([a], [b]) => a.localeCompare(b))) packages[path] = entry;
   writeFileSync(join(out, 'package-lock.json'), `${JSON.stringify({ name: app.name, version: app.version, lockfileVersion: 3, requires: true, packages }, null, 2)}\n`);
-  return closure.size;
+  return { locked: true, count: closure.size };
 }
 
 function walk(dir, visit) {
@@ -149,17 +155,19 @@ function manifest(args) {
   const engines = (args.engines ?? '').split(',').filter(Boolean);
   if (engines.length === 0 || engines.some((e) => !deps.engines[e])) fail(`--engines must list some of: ${Object.keys(deps.engines).join(', ')}`);
   const names = [...deps.common, ...engines.flatMap((e) => deps.engines[e])];
-  const count = writeManifest(args.src, args.out, names);
-  process.stdout.write(`function-deps: ${names.join(', ')} -> ${count} packages\n`);
+  const { locked, count } = writeManifest(args.src, args.out, names);
+  process.stdout.write(`function-deps: ${names.join(', ')} -> ${locked ? `${count} packages pinned by package-lock.json` : 'no lock file: versions pinned in package.json'}\n`);
+  return locked;
 }
 
 function install(args) {
   const arch = ARCHES[args.arch];
   if (!arch) fail(`unsupported target architecture "${args.arch}" (supported: ${Object.keys(ARCHES).join(', ')})`);
-  manifest(args);
+  const locked = manifest(args);
   const out = args.out;
   process.stdout.write(`function-deps: installing for linux/${args.arch} (npm --cpu=${arch.npmCpu} --os=linux --libc=glibc)\n`);
-  execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=warn', `--cpu=${arch.npmCpu}`, '--os=linux', '--libc=glibc'], {
+  const npmCommand = locked ? ['ci'] : ['install', '--no-package-lock'];
+  execFileSync('npm', [...npmCommand, '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=warn', `--cpu=${arch.npmCpu}`, '--os=linux', '--libc=glibc'], {
     cwd: out,
     stdio: 'inherit',
   });

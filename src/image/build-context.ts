@@ -3,7 +3,7 @@
 // picks the model(s) to bake from the catalog (bundled, or downloaded by `pifaas models pull`) and
 // lays out that small build context in a temporary folder, the same for the Docker Engine API path
 // and for buildx.
-import { cp, copyFile, link, mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { cp, copyFile, link, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -132,22 +132,45 @@ async function du(dir: string): Promise<number> {
   return total;
 }
 
+/** Where Node would find an installed package from `root` (its node_modules, then the parents'). */
+async function installedVersion(root: string, name: string): Promise<string | undefined> {
+  for (let dir = root; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'node_modules', name, 'package.json');
+    if (await exists(file)) return (JSON.parse(await readFile(file, 'utf8')) as { version?: string }).version;
+    if (path.dirname(dir) === dir) return undefined;
+  }
+}
+
+/**
+ * pifaas installed from npm has no package-lock.json (npm never publishes one): the image then gets
+ * the function's packages at exactly the versions installed with pifaas.
+ */
+async function pinnedPackageJson(root: string): Promise<string> {
+  const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  const deps = JSON.parse(await readFile(path.join(root, 'docker', 'function-deps.json'), 'utf8')) as { common: string[]; engines: Record<string, string[]> };
+  for (const name of [...deps.common, ...Object.values(deps.engines).flat()]) {
+    const version = await installedVersion(root, name);
+    if (!version) throw new UserError(`${name} is not installed next to pifaas in ${root}`, 'reinstall pifaas (npm install -g pifaas), or build from a clone with npm ci');
+    pkg.dependencies = { ...pkg.dependencies, [name]: version };
+  }
+  return `${JSON.stringify(pkg, null, 2)}\n`;
+}
+
 /** Lays out the build context for one function image in a fresh temporary folder. */
 export async function makeBuildContext(choice: ModelChoice, root = packageRoot()): Promise<BuildContext> {
   const main = path.join(root, 'dist', 'function', 'main.js');
   if (!(await exists(main))) {
     throw new UserError(`${main} is missing: the function is not compiled`, `run \`npm run build\` in ${root} first`);
   }
-  if (!(await exists(path.join(root, 'package-lock.json')))) {
-    throw new UserError(
-      `${path.join(root, 'package-lock.json')} is missing: the image's dependencies are pinned by it`,
-      'build images from a clone of the pifaas repository (npm ci && npm run build), where the lock file is',
-    );
-  }
+  const locked = await exists(path.join(root, 'package-lock.json'));
   const dir = await mkdtemp(path.join(tmpdir(), 'pifaas-build-'));
   const cleanup = () => rm(dir, { recursive: true, force: true });
   try {
-    for (const f of CONTEXT_FILES) await linkOrCopy(path.join(root, f), path.join(dir, f));
+    for (const f of CONTEXT_FILES) {
+      if (f === 'package-lock.json' && !locked) continue;
+      if (f === 'package.json' && !locked) await writeFile(path.join(dir, f), await pinnedPackageJson(root));
+      else await linkOrCopy(path.join(root, f), path.join(dir, f));
+    }
     // The function imports only within src/function (test/image/function-deps.test.ts checks it).
     await cp(path.join(root, 'dist', 'function'), path.join(dir, 'dist', 'function'), {
       recursive: true,
@@ -163,7 +186,7 @@ export async function makeBuildContext(choice: ModelChoice, root = packageRoot()
       const labels = findModel(catalog, m.id).labels.file;
       if (!(await exists(path.join(modelsDir, labels)))) await copyFile(path.join(catalog.dir, labels), path.join(modelsDir, labels));
     }
-    return { dir, entries: ['package.json', 'package-lock.json', 'docker', 'dist', 'models'], bytes: await du(dir), cleanup };
+    return { dir, entries: ['package.json', ...(locked ? ['package-lock.json'] : []), 'docker', 'dist', 'models'], bytes: await du(dir), cleanup };
   } catch (e) {
     await cleanup();
     throw e;

@@ -1,7 +1,9 @@
 // The pieces of `pifaas build` that need no daemon: image names as Docker parses them, the platform
 // table and the names users and daemons give platforms, the model choice and build context, the
 // buildx command lines, and the CLI's own refusals.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +113,27 @@ describe('model choice and build context', () => {
       await ctx.cleanup();
     }
     expect(packageRoot()).toBe(path.resolve(import.meta.dirname, '../..'));
+  });
+});
+
+describe('pifaas installed from npm (no package-lock.json)', () => {
+  it('pins the function packages to the versions installed with pifaas', async () => {
+    const copy = path.join(cache, 'pifaas');
+    await mkdir(copy);
+    for (const f of ['package.json', 'docker', 'dist/function', 'models']) await cp(path.join(packageRoot(), f), path.join(copy, f), { recursive: true });
+    await symlink(path.join(packageRoot(), 'node_modules'), path.join(copy, 'node_modules'));
+    const ctx = await makeBuildContext(await chooseModels('faas-resnet', undefined, env(), copy), copy);
+    try {
+      expect(ctx.entries).toEqual(['package.json', 'docker', 'dist', 'models']);
+      const deps = (JSON.parse(await readFile(path.join(ctx.dir, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies;
+      const installed = async (name: string) => (JSON.parse(await readFile(path.join(packageRoot(), 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+      for (const name of ['sharp', 'zod', 'onnxruntime-node', 'onnxruntime-web']) expect(deps[name]).toBe(await installed(name));
+      const out = path.join(cache, 'app');
+      await promisify(execFile)(process.execPath, [path.join(ctx.dir, 'docker', 'function-deps.mjs'), 'manifest', '--engines', 'web', '--src', ctx.dir, '--out', out]);
+      expect(await readdir(out)).toEqual(['package.json']);
+    } finally {
+      await ctx.cleanup();
+    }
   });
 });
 

@@ -5,7 +5,7 @@
 // image onto two lab nodes over SSH (and a second push sends nothing), or lets them pull it from a
 // LAN registry.
 import { execFile as execFileCb, spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -206,6 +206,29 @@ describe('pifaas build', () => {
     await expect(
       buildFunctionImage({ functionName: 'faas-resnet', platforms: [functionPlatform('linux/amd64')], docker: env.docker, packageRoot: copy, taskList: { renderer: 'silent' } }),
     ).rejects.toThrow(/building linux\/amd64 \(docker\/Dockerfile.amd64\) failed[\s\S]*mobilenetv2-12-int8\.onnx does not match the catalog/);
+  });
+});
+
+describe('pifaas build without package-lock.json (pifaas installed from npm)', () => {
+  it('installs the versions installed with pifaas and the image answers', async () => {
+    const copy = path.join(work, 'npm-installed');
+    await mkdir(copy);
+    for (const f of ['package.json', 'docker', 'dist', 'models']) await cp(path.join(ROOT, f), path.join(copy, f), { recursive: true });
+    await symlink(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'));
+    const r = await buildFunctionImage({
+      functionName: 'faas-resnet',
+      platforms: [functionPlatform('linux/amd64')],
+      repository: 'pifaas-t5/unlocked',
+      docker: env.docker,
+      packageRoot: copy,
+      taskList: { renderer: 'silent' },
+    });
+    const ref = r.images[0]?.image as string;
+    const sharp = JSON.parse(await readFile(path.join(ROOT, 'node_modules/sharp/package.json'), 'utf8')) as { version: string };
+    expect((await nodeIn(ref, "console.log(require('/app/node_modules/sharp/package.json').version)")).trim()).toBe(sharp.version);
+    const ip = await startFunction(env.docker, ref);
+    await waitHealthy(ip, 30_000);
+    expect((await classify(ip)).predictions[0]?.label).toMatch(/^tiger\b/);
   });
 });
 
