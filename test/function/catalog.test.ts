@@ -1,9 +1,9 @@
 // The model catalog against the real files: checksums, sizes, tensor names and shapes read from
 // onnxruntime sessions, label counts; plus the env configuration the container reads.
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { inputDimsOf } from '../../src/function/classifier.js';
 import { functionConfigFromEnv } from '../../src/function/function-config.js';
 import { parseGoDuration } from '../../src/function/go-duration.js';
@@ -62,6 +62,7 @@ describe('models/catalog.json', () => {
 
   it('rejects a malformed catalog with a message naming the problem', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'pifaas-catalog-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const good = JSON.parse(await readFile(path.join(defaultModelsDir(), 'catalog.json'), 'utf8'));
     const dup = { ...good, models: [...good.models, good.models[0]] };
     await writeFile(path.join(dir, 'catalog.json'), JSON.stringify(dup));
