@@ -30,7 +30,7 @@ function humanSummary(r: BuildResult): string {
     ),
     `model: ${r.model || `${r.models.join(', ')} (picked per request)`}; built with ${r.builder === 'buildx' ? 'docker buildx' : 'the Docker Engine API (BuildKit)'} in ${r.seconds.toFixed(1)} s`,
   ];
-  if (r.localTag) lines.push(`${r.localTag} is this machine's image: docker run --rm -p 8080:8080 ${r.localTag}`);
+  if (r.localTag) lines.push(`${r.localTag} is the image for this Docker's platform: docker run --rm -p 8080:8080 ${r.localTag}`);
   if (r.manifestList) lines.push(`pushed ${r.manifestList.reference} (${r.manifestList.platforms.join(', ')}) ${r.manifestList.digest}`);
   if (r.notice) lines.push(`note: ${r.notice}`);
   return lines.join('\n');

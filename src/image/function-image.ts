@@ -11,7 +11,7 @@ import { loadRegistryCredentials } from './docker-credentials.js';
 import { buildWithEngine, type BuiltImage } from './engine-builder.js';
 import { formatImageRef, parseImageRef, parseRegistryPrefix } from './image-ref.js';
 import { publishManifestList, pushImage, type PushedImage } from './manifest-publish.js';
-import { hostPlatform, platformTag, type FunctionPlatform, type PlatformName } from './platforms.js';
+import { hostPlatform, platformOfDaemon, platformTag, type FunctionPlatform, type PlatformName } from './platforms.js';
 import { RegistryClient } from './registry-client.js';
 
 export type BuilderChoice = 'auto' | 'buildx' | 'engine';
@@ -65,7 +65,7 @@ export interface BuildResult {
   notice?: string;
   contextBytes: number;
   images: PlatformImage[];
-  /** NAME:TAG, given to the image of this machine's platform when it was built. */
+  /** NAME:TAG, given to the image of the Docker daemon's own platform when it was built. */
   localTag: string | null;
   manifestList: { reference: string; digest: string; platforms: PlatformName[] } | null;
   seconds: number;
@@ -130,7 +130,11 @@ export async function buildFunctionImage(req: BuildRequest): Promise<BuildResult
     ...(req.baseImage ? { NODE_IMAGE: req.baseImage } : {}),
   };
   const baseAuth = req.baseImage ? await loadRegistryCredentials(parseImageRef(req.baseImage).registry) : null;
-  const native = hostPlatform();
+  // The daemon's own platform gets the plain tag (DOCKER_HOST may be another machine than this one).
+  const native = await docker.info().then(
+    (info: { Architecture?: string; OSType?: string }) => platformOfDaemon('the Docker daemon', String(info.Architecture ?? ''), String(info.OSType ?? 'linux')).name,
+    () => hostPlatform(),
+  ).catch(() => undefined);
   const client = names.registry ? new RegistryClient(names.registry.registry, { insecure: names.registry.insecure }) : undefined;
   const images: PlatformImage[] = [];
   const pushed: { pushed: PushedImage; platform: FunctionPlatform }[] = [];
