@@ -7,7 +7,7 @@ import { withExamples } from '../cli/command-help.js';
 import { formatBytes, formatTable, printResult } from '../cli/output.js';
 import { buildFunctionImage, type BuildResult, type BuilderChoice } from '../image/function-image.js';
 import { FUNCTION_PLATFORMS, parsePlatforms } from '../image/platforms.js';
-import { taskListOptions } from './openfaas.js';
+import { taskListOptions } from '../cli/task-list.js';
 
 interface BuildFlags {
   platforms: string;

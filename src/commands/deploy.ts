@@ -14,7 +14,7 @@ import { openManagerDocker } from '../openfaas/manager-docker.js';
 import { loadStackFile, stackFunction } from '../openfaas/stack-file.js';
 import { dockerFunctionTasks } from '../openfaas/swarm-tasks.js';
 import { UserError } from '../user-error.js';
-import { taskListOptions } from './openfaas.js';
+import { taskListOptions } from '../cli/task-list.js';
 
 interface DeployFlags {
   yaml: string;

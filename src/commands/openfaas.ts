@@ -2,31 +2,16 @@
 // inventory's manager, over SSH) and saves the gateway's credentials where faas-cli reads them;
 // `pifaas openfaas password` prints the password, and only when asked. The work is in src/openfaas/.
 import { Command, Option } from 'commander';
-import { Listr, ListrLogger, ProcessOutput } from 'listr2';
+import { Listr } from 'listr2';
 import { withExamples } from '../cli/command-help.js';
 import { formatTable, printResult } from '../cli/output.js';
+import { taskListOptions } from '../cli/task-list.js';
 import { lookupCredentials, openfaasConfigFile } from '../openfaas/credentials.js';
 import { gatewayFromFlags } from '../openfaas/gateway-target.js';
 import { openManagerDocker } from '../openfaas/manager-docker.js';
 import { installOpenFaaSOnSwarm, type OpenFaaSInstallOutcome } from '../openfaas/openfaas-install.js';
 import type { PublishMode } from '../openfaas/swarm-stack.js';
 import { UserError } from '../user-error.js';
-
-/**
- * listr2 options for pifaas: task lists draw on stderr (stdout stays clean for --json and pipes),
- * a spinner tree on a terminal, plain lines otherwise, nothing with --json.
- */
-export function taskListOptions(json: boolean | undefined) {
-  const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
-  return {
-    concurrent: false,
-    renderer: 'default' as const,
-    fallbackRenderer: 'simple' as const,
-    rendererOptions: { logger },
-    fallbackRendererOptions: { logger },
-    silentRendererCondition: Boolean(json),
-  };
-}
 
 interface InstallFlags {
   dockerHost?: string;

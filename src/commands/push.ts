@@ -7,8 +7,8 @@ import { withExamples } from '../cli/command-help.js';
 import { formatBytes, formatTable, printResult } from '../cli/output.js';
 import { sideLoadFunctionImage, type SideLoadResult } from '../image/side-load.js';
 import { loadInventory, selectHosts } from '../inventory/inventory.js';
-import { taskListOptions } from './openfaas.js';
-import { addSshOptions, connectorFor, type SshFlags } from './provision.js';
+import { taskListOptions } from '../cli/task-list.js';
+import { addSshOptions, connectorFor, type SshFlags } from '../cli/ssh-flags.js';
 
 interface PushFlags extends SshFlags {
   to: string;

@@ -5,7 +5,7 @@ import { withExamples } from '../cli/command-help.js';
 import { formatTable, printResult } from '../cli/output.js';
 import { loadInventory } from '../inventory/inventory.js';
 import { clusterStatus, type ClusterStatus } from '../swarm/cluster-status.js';
-import { addSshOptions, connectorFor, type SshFlags } from './provision.js';
+import { addSshOptions, connectorFor, type SshFlags } from '../cli/ssh-flags.js';
 
 function human(s: ClusterStatus): string {
   const rows = s.nodes.map((n) => [
