@@ -4,8 +4,9 @@
 // prompt shows up on stderr (so passwordless sudo and cached credentials just work), and the
 // command's own stdin is sent only after a marker line proves sudo has finished (Ansible's method).
 import { randomBytes } from 'node:crypto';
-import { Readable, type Writable } from 'node:stream';
-import { CommandFailedError, CommandTimeoutError, SudoError, type RunOptions, type RunResult } from './operator.js';
+import { createReadStream } from 'node:fs';
+import { Readable, type Duplex, type Writable } from 'node:stream';
+import { CommandFailedError, CommandTimeoutError, SudoError, type Operator, type RunOptions, type RunResult, type WriteFileOptions } from './operator.js';
 import { shellQuote } from './shell-quote.js';
 
 /** A started command: its three streams, how it ended, and a way to stop it. */
@@ -182,4 +183,38 @@ export function fileContent(node: string, path: string, r: RunResult): Buffer | 
 
 export function toReadable(content: string | Buffer): Readable {
   return Readable.from([typeof content === 'string' ? Buffer.from(content) : content]);
+}
+
+/**
+ * What the SSH and the local operator share: files travel on a command's stdin (so sudo works for
+ * root-owned paths) and every command goes through runCommand. A subclass only says how to start a
+ * command line and how to reach the Docker socket.
+ */
+export abstract class CommandOperator implements Operator {
+  abstract readonly name: string;
+  abstract readonly address: string;
+  abstract readonly user: string;
+  protected abstract readonly become: BecomeContext;
+
+  /** Starts one command line on the node. */
+  protected abstract spawnProcess(commandLine: string): Promise<RawProcess>;
+  abstract openDockerSocket(socketPath?: string): Promise<Duplex>;
+  abstract reconnect(options?: { retryForMs?: number }): Promise<void>;
+  abstract close(): Promise<void>;
+
+  run(command: string, options?: RunOptions): Promise<RunResult> {
+    return runCommand((line) => this.spawnProcess(line), this.become, command, options);
+  }
+
+  async writeFile(path: string, content: string | Buffer, options: WriteFileOptions = {}): Promise<void> {
+    await this.run(atomicWriteCommand(path, options.mode ?? 0o644, options.owner), { sudo: options.sudo, stdin: content });
+  }
+
+  async copyFile(localPath: string, remotePath: string, options: WriteFileOptions = {}): Promise<void> {
+    await this.run(atomicWriteCommand(remotePath, options.mode ?? 0o644, options.owner), { sudo: options.sudo, stdin: createReadStream(localPath) });
+  }
+
+  async readFile(path: string, options: { sudo?: boolean } = {}): Promise<Buffer | undefined> {
+    return fileContent(this.name, path, await this.run(readFileCommand(path), { sudo: options.sudo, check: false }));
+  }
 }

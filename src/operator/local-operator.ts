@@ -1,12 +1,11 @@
 // Why: "this machine" is a node too (a single-box cluster, tests, the lab's host side); the local
 // operator gives it the same interface as an SSH node, running commands through /bin/sh.
 import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { atomicWriteCommand, fileContent, readFileCommand, runCommand, type BecomeContext, type RawProcess } from './command-runner.js';
-import { DEFAULT_DOCKER_SOCKET, type Operator, type RunOptions, type RunResult, type WriteFileOptions } from './operator.js';
+import { CommandOperator, type BecomeContext, type RawProcess } from './command-runner.js';
+import { DEFAULT_DOCKER_SOCKET } from './operator.js';
 
 export interface LocalOperatorOptions {
   name?: string;
@@ -14,32 +13,21 @@ export interface LocalOperatorOptions {
   becomePassword?: () => Promise<string | undefined>;
 }
 
-export class LocalOperator implements Operator {
+export class LocalOperator extends CommandOperator {
   readonly name: string;
   readonly address = 'local';
   readonly user: string;
-  private readonly become: BecomeContext;
+  protected readonly become: BecomeContext;
 
   constructor(options: LocalOperatorOptions = {}) {
+    super();
     this.name = options.name ?? 'local';
     this.user = userInfo().username;
     this.become = { node: this.name, user: this.user, isRoot: process.getuid?.() === 0, becomePassword: options.becomePassword };
   }
 
-  run(command: string, options?: RunOptions): Promise<RunResult> {
-    return runCommand(spawnLocal, this.become, command, options);
-  }
-
-  async writeFile(path: string, content: string | Buffer, options: WriteFileOptions = {}): Promise<void> {
-    await this.run(atomicWriteCommand(path, options.mode ?? 0o644, options.owner), { sudo: options.sudo, stdin: content });
-  }
-
-  async copyFile(localPath: string, remotePath: string, options: WriteFileOptions = {}): Promise<void> {
-    await this.run(atomicWriteCommand(remotePath, options.mode ?? 0o644, options.owner), { sudo: options.sudo, stdin: createReadStream(localPath) });
-  }
-
-  async readFile(path: string, options: { sudo?: boolean } = {}): Promise<Buffer | undefined> {
-    return fileContent(this.name, path, await this.run(readFileCommand(path), { sudo: options.sudo, check: false }));
+  protected spawnProcess(commandLine: string): Promise<RawProcess> {
+    return spawnLocal(commandLine);
   }
 
   openDockerSocket(socketPath = DEFAULT_DOCKER_SOCKET): Promise<Duplex> {

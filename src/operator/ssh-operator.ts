@@ -2,14 +2,13 @@
 // connection, files travel on the command's stdin (so sudo works for root-owned paths), and the
 // Docker API is reached by forwarding the node's unix socket over the same connection
 // (openssh_forwardOutStreamLocal) - the Docker API is never exposed on TCP.
-import { createReadStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { connectSsh, type ConnectOptions, type SshConnection } from '../ssh/ssh-connection.js';
 import type { SshTarget } from '../ssh/ssh-config.js';
 import { UserError } from '../user-error.js';
-import { atomicWriteCommand, fileContent, readFileCommand, runCommand, type BecomeContext, type RawProcess } from './command-runner.js';
-import { DEFAULT_DOCKER_SOCKET, type Operator, type RunOptions, type RunResult, type WriteFileOptions } from './operator.js';
+import { CommandOperator, type BecomeContext, type RawProcess } from './command-runner.js';
+import { DEFAULT_DOCKER_SOCKET } from './operator.js';
 
 export interface SshOperatorOptions extends ConnectOptions {
   /** Inventory name of the node (messages). */
@@ -18,17 +17,18 @@ export interface SshOperatorOptions extends ConnectOptions {
   becomePassword?: () => Promise<string | undefined>;
 }
 
-export class SshOperator implements Operator {
+export class SshOperator extends CommandOperator {
   readonly name: string;
   readonly address: string;
   readonly user: string;
-  private readonly become: BecomeContext;
+  protected readonly become: BecomeContext;
 
   private constructor(
     readonly target: SshTarget,
     private connection: SshConnection,
     private readonly options: SshOperatorOptions,
   ) {
+    super();
     this.name = options.name;
     this.address = target.hostname;
     this.user = target.user;
@@ -39,22 +39,6 @@ export class SshOperator implements Operator {
   static async connect(target: SshTarget, options: SshOperatorOptions): Promise<SshOperator> {
     const connection = await connectSsh(target, { ...options, label: options.label ?? options.name });
     return new SshOperator(target, connection, options);
-  }
-
-  run(command: string, options?: RunOptions): Promise<RunResult> {
-    return runCommand((line) => this.exec(line), this.become, command, options);
-  }
-
-  async writeFile(path: string, content: string | Buffer, options: WriteFileOptions = {}): Promise<void> {
-    await this.run(atomicWriteCommand(path, options.mode ?? 0o644, options.owner), { sudo: options.sudo, stdin: content });
-  }
-
-  async copyFile(localPath: string, remotePath: string, options: WriteFileOptions = {}): Promise<void> {
-    await this.run(atomicWriteCommand(remotePath, options.mode ?? 0o644, options.owner), { sudo: options.sudo, stdin: createReadStream(localPath) });
-  }
-
-  async readFile(path: string, options: { sudo?: boolean } = {}): Promise<Buffer | undefined> {
-    return fileContent(this.name, path, await this.run(readFileCommand(path), { sudo: options.sudo, check: false }));
   }
 
   openDockerSocket(socketPath = DEFAULT_DOCKER_SOCKET): Promise<Duplex> {
@@ -81,7 +65,7 @@ export class SshOperator implements Operator {
     this.connection.close();
   }
 
-  private exec(commandLine: string): Promise<RawProcess> {
+  protected spawnProcess(commandLine: string): Promise<RawProcess> {
     return new Promise((resolve, reject) => {
       this.connection.client.exec(commandLine, (err, channel: ClientChannel) => {
         if (err) {
