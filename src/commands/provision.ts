@@ -39,7 +39,7 @@ function humanSummary(r: ProvisionResult): string {
 
 export function provisionCommand(): Command {
   const cmd = new Command('provision')
-    .description('install Docker and form one Docker Swarm on every host of an inventory, over SSH (idempotent: re-run any time)')
+    .description('install Docker on every host of an inventory, form one Docker Swarm and put the OpenFaaS stack on it, over SSH (idempotent: re-run any time)')
     .argument('<inventory>', 'path of the Ansible YAML inventory')
     .option('--host <name...>', 'only these inventory hosts (plus the first manager, to join the swarm)')
     .option('--force', 'make nodes that are in another swarm leave it and join this one')

@@ -468,6 +468,9 @@ export async function writeLabInventory(lab: Lab, file: string, options: LabInve
     ansible_ssh_private_key_file: lab.sshKeyFile,
     ...(becomePassword !== undefined ? { ansible_become_password: becomePassword } : {}),
     pifaas_known_hosts_file: options.knownHostsFile ?? lab.knownHostsFile,
+    // One kernel for every lab node, and it may lack IPVS (no routing mesh): publish the gateway
+    // on the manager's own port instead of through ingress.
+    pifaas_openfaas_publish: 'host',
   };
   const workers = hostsOf('worker');
   const doc = {

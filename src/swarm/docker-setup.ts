@@ -159,6 +159,8 @@ export async function ensureMemoryCgroup(op: Operator, facts: NodeFacts, fix: bo
   }
   const current = (await op.readFile(facts.cmdlineFile, { sudo: true }))?.toString('utf8') ?? '';
   const next = addCgroupFlags(current);
+  // 0755: on the FAT boot partition (mounted with the default fmask 0022) every file is 0755 and
+  // vfat refuses a chmod to any mode it cannot store, such as 0644.
   if (next.trim() !== current.trim()) await op.writeFile(facts.cmdlineFile, next, { sudo: true, mode: 0o755 });
   await op.run('nohup sh -c "sleep 1; (systemctl reboot || reboot)" >/dev/null 2>&1 &', { sudo: true });
   return { result: 'rebooting' };

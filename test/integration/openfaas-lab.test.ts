@@ -1,11 +1,11 @@
 // OpenFaaS on a real multi-node lab swarm (nodes in network namespaces with sshd and dockerd), put
 // there by `pifaas provision`'s OpenFaaS step and by `pifaas openfaas install INVENTORY`, both through
 // the Docker socket forwarded over SSH. The lab has no IPVS: the gateway is published in host mode.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import { loadInventory } from '../../src/inventory/inventory.js';
 import { labDown, labNodeExec, labUp, type Lab } from '../../src/lab/lab.js';
 import { openfaasClusterStep } from '../../src/openfaas/provision-step.js';
@@ -37,10 +37,8 @@ beforeAll(async () => {
   // The provisioning step runs in this process: its credentials go to the test's folder.
   process.env.OPENFAAS_CONFIG = env.OPENFAAS_CONFIG;
   lab = await labUp({ name: LAB, nodes: 2, subnet: SUBNET, dir });
-  const inv = parse(await readFile(lab.inventoryFile, 'utf8'));
-  inv.all.vars.pifaas_openfaas_publish = 'host';
-  inventoryFile = path.join(dir, 'inventory-openfaas.yaml');
-  await writeFile(inventoryFile, stringify(inv), { mode: 0o600 });
+  // The lab's own inventory, as `pifaas lab up` wrote it (it publishes the gateway in host mode).
+  inventoryFile = lab.inventoryFile;
 });
 
 afterAll(async () => {
