@@ -50,6 +50,16 @@ const SECONDS = Number(arg('seconds', '8'));
 const SPINNING = process.argv.includes('--spinning');
 const CACHE = path.resolve(arg('cache', process.env.PIFAAS_BENCH_CACHE ?? '/tmp/pifaas-bench'));
 
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux). */
+async function processCpuMs(pid: number): Promise<number> {
+  try {
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /, '').split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
@@ -174,6 +184,9 @@ interface ModelReport {
   inference: number;
   http: ReturnType<typeof stats>;
   rps: Record<number, number>;
+  /** CPU ms per bare run (this process, interleaved rounds) and per request of the function process at c=4. */
+  bareCpuMs: number;
+  c4CpuMs: number;
 }
 
 /**
@@ -195,7 +208,8 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const session = await ort.InferenceSession.create(loaded.path, nodeSessionOptions(SPINNING));
   const feeds = { [session.inputNames[0] as string]: new ort.Tensor('float32', prepared.data, prepared.dims) };
   const bareOnce = () => session.run(feeds);
-  // For reference, onnxruntime's default options (intra-op threads spin-wait between runs).
+  // For reference, onnxruntime's default options (intra-op threads spin-wait between runs), measured
+  // after the interleaved rounds.
   const defaults = await ort.InferenceSession.create(loaded.path);
   const defaultsOnce = () => defaults.run(feeds);
   // The function's in-process handler: request body -> answer, as the HTTP server calls it.
@@ -212,7 +226,6 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const httpOnce = () => postLatency(fp.port, photo, agent);
   for (let i = 0; i < 5; i++) {
     await bareOnce();
-    await defaultsOnce();
     await handlerOnce();
     await httpOnce();
   }
@@ -230,11 +243,14 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const end = performance.now() + SECONDS * 1000 * 1.5;
   while (performance.now() < end || bareMs.length < 20) {
     await timed(bareMs, bareOnce);
-    await timed(defaultsMs, defaultsOnce);
     await timed(handlerMs, handlerOnce);
     httpMs.push(await httpOnce());
   }
   agent.destroy();
+  // Not interleaved: after each run, a spinning session's threads keep a core busy for a while, which
+  // would slow down whatever the next measurement is (the in-process handler).
+  for (let i = 0; i < 5; i++) await defaultsOnce();
+  defaultsMs.push(...(await timeLoop(SECONDS * 200, 20, defaultsOnce)));
   await defaults.release();
   const bare = stats(bareMs);
   const bareDefaults = stats(defaultsMs);
@@ -248,12 +264,24 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const slice = Math.max(1, Math.round(SECONDS / rounds));
   const bareRounds: number[] = [];
   const rpsRounds: Record<number, number[]> = { 1: [], 2: [], 4: [], 8: [] };
+  let bareCpu = 0;
+  let c4Cpu = 0;
+  let c4Requests = 0;
   for (let r = 0; r < rounds; r++) {
-    bareRounds.push(...(await timeLoop(slice * 1000, 5, bareOnce)));
+    const cpu0 = process.cpuUsage();
+    const bareLoop = await timeLoop(slice * 1000, 5, bareOnce);
+    const cpu = process.cpuUsage(cpu0);
+    bareCpu += (cpu.user + cpu.system) / 1000;
+    bareRounds.push(...bareLoop);
     for (const connections of [1, 2, 4, 8]) {
       // Long enough for every connection to complete several requests through the inference queue.
       const duration = Math.max(slice, Math.ceil((4 * connections * bare.p50) / 1000));
+      const before = await processCpuMs(fp.proc.pid ?? 0);
       const res = await autocannon({ url: `http://127.0.0.1:${fp.port}/function/faas-resnet`, method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo, connections, duration, timeout: 60 });
+      if (connections === 4) {
+        c4Cpu += (await processCpuMs(fp.proc.pid ?? 0)) - before;
+        c4Requests += res.requests.total;
+      }
       if (res.non2xx || res.errors) process.stderr.write(`  warning: c=${connections}: ${res.non2xx} non-2xx, ${res.errors} errors\n`);
       rpsRounds[connections]?.push(res.requests.average);
     }
@@ -261,12 +289,15 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const rps: Record<number, number> = {};
   for (const c of [1, 2, 4, 8]) rps[c] = (rpsRounds[c] ?? []).reduce((a, b) => a + b, 0) / rounds;
   const bareThroughput = stats(bareRounds);
+  const bareCpuMs = bareCpu / bareRounds.length;
+  const c4CpuMs = c4Cpu / c4Requests;
   process.stderr.write(`throughput (${rounds} interleaved rounds): bare p50 ${f(bareThroughput.p50)} ms; ${[1, 2, 4, 8].map((c) => `c=${c} ${f(rps[c] ?? NaN, 1)} req/s`).join(', ')}\n`);
+  process.stderr.write(`CPU per request: bare run ${f(bareCpuMs)} ms; function at c=4 ${f(c4CpuMs)} ms\n`);
   await stopFunction(fp);
   await session.release();
   await classifier.close();
 
-  return { model: modelId, bare, bareThroughput, bareDefaults, handler, decodePlusPre: dp, inference: inf, http: httpLat, rps };
+  return { model: modelId, bare, bareThroughput, bareDefaults, handler, decodePlusPre: dp, inference: inf, http: httpLat, rps, bareCpuMs, c4CpuMs };
 }
 
 async function startupTimes(): Promise<Array<{ what: string; ms: number[] }>> {
@@ -331,6 +362,7 @@ async function main(): Promise<void> {
     const bareRps = 1000 / r.bareThroughput.p50;
     lines.push(`  ${label}: bare ${f(bareRps, 1)} req/s; ${[1, 2, 4, 8].map((c) => `c=${c} ${f((r.rps[c] ?? NaN) / bareRps)}x`).join(', ')}`);
     lines.push(`  ${label}: bare session.run with onnxruntime's default options (spinning threads): p50 ${f(r.bareDefaults.p50)} ms`);
+    lines.push(`  ${label}: CPU time per bare run ${f(r.bareCpuMs)} ms (${f(r.bareCpuMs / r.bareThroughput.p50)} cores busy); per function request at c=4 ${f(r.c4CpuMs)} ms (decode, preprocessing, HTTP and inference)`);
   }
   lines.push('process start -> /_/health 200 (dist/function/main.js, 3 starts each):');
   for (const s of starts) lines.push(`  ${s.what}: ${s.ms.map((m) => `${f(m, 0)} ms`).join(', ')} (median ${f(stats(s.ms).p50, 0)} ms)`);

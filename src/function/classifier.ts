@@ -1,8 +1,9 @@
 // Why: the heart of faas-resnet and faas-digits: load the function's model(s) from the catalog (with
 // faas-resnet's fallback to the bundled MobileNetV2 when ResNet weights are missing and cannot be
 // fetched), check each model against its catalog entry, warm it up, then classify image bytes with
-// timings. Inference runs through a small queue: concurrent session.run calls on a few cores only
-// fight over the same threads, while decoding the next image overlaps the current run.
+// timings. Inference runs through a small queue, as many runs at once as the engine runs side by side
+// (onnxruntime-node: inference threads, see inference-engine.ts), while decoding the next image
+// overlaps the current runs.
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { FunctionError } from './function-error.js';
@@ -47,7 +48,7 @@ export interface ClassifyOptions {
   signal?: AbortSignal;
 }
 
-/** Limits concurrent session.run calls (default 1: one run uses all cores already). */
+/** Limits concurrent session.run calls to what the engine runs side by side (the rest wait here, cancellable). */
 class RunQueue {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
@@ -111,7 +112,7 @@ export async function loadModel(engine: InferenceEngine, catalog: Catalog, entry
 
 export interface ClassifierInfo {
   function: FunctionName;
-  engine: { name: string; version: string; reason: string };
+  engine: { name: string; version: string; reason: string; parallelRuns: number };
   defaultModel: string;
   models: Array<{ id: string; where: string; file: string; input: TensorInfo; output: TensorInfo; classes: number; loadMs: number }>;
   notices: string[];
@@ -136,7 +137,7 @@ export class Classifier {
   info(): ClassifierInfo {
     return {
       function: this.name,
-      engine: { name: this.engine.name, version: this.engine.version, reason: this.engine.reason },
+      engine: { name: this.engine.name, version: this.engine.version, reason: this.engine.reason, parallelRuns: this.engine.parallelRuns },
       defaultModel: this.defaultModel,
       models: this.models.map((m) => ({
         id: m.entry.id,
@@ -313,11 +314,11 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
     located.push({ entry, ...loc });
   }
   if (located.length === 0) throw new StartupError(`none of ${opts.name}'s models (${ids.join(', ')}) is in ${catalog.dir}`);
-  const engine = await loadEngine(opts.engine ?? 'auto', { spinning: opts.ortSpinning ?? false });
+  const engine = await loadEngine(opts.engine ?? 'auto', { spinning: opts.ortSpinning ?? false, ...(opts.inferenceConcurrency ? { parallelRuns: opts.inferenceConcurrency } : {}) });
   const models: LoadedModel[] = [];
   for (const l of located) models.push(await loadModel(engine, catalog, l.entry, l));
   const defaultModel = requested && models.some((m) => m.entry.id === requested) ? requested : models.find((m) => m.entry.id === fn.defaultModel)?.entry.id ?? (models[0] as LoadedModel).entry.id;
-  const classifier = new Classifier(opts.name, engine, models, defaultModel, notices, opts.inferenceConcurrency ?? 1, { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS });
+  const classifier = new Classifier(opts.name, engine, models, defaultModel, notices, engine.parallelRuns, { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS });
   await warmUp(classifier);
   return classifier;
 }

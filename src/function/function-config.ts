@@ -4,7 +4,7 @@
 // Everything is validated at start-up, so a typo stops the container with a message, not a surprise.
 import { z } from 'zod';
 import { parseGoDuration } from './go-duration.js';
-import { parseEngineChoice, type EngineChoice } from './inference-engine.js';
+import { defaultParallelRuns, parseEngineChoice, type EngineChoice } from './inference-engine.js';
 import { FUNCTION_NAMES, modelsDirFromEnv, type FunctionName } from './model-catalog.js';
 import { parseUrlPolicy, type UrlPolicy } from './url-policy.js';
 import { DEFAULT_MAX_PIXELS } from './classifier.js';
@@ -29,6 +29,7 @@ export interface FunctionConfig {
   maxPixels: number;
   urlPolicy: UrlPolicy;
   urlTimeoutMs: number;
+  /** Inferences run side by side per model (PIFAAS_INFERENCE_CONCURRENCY; default 2, 1 on one core; see inference-engine.ts). */
   inferenceConcurrency: number;
   ortSpinning: boolean;
 }
@@ -100,7 +101,7 @@ const envSchema = z.object({
   PIFAAS_MAX_PIXELS: integer('PIFAAS_MAX_PIXELS', DEFAULT_MAX_PIXELS, 1),
   PIFAAS_URL_ALLOW: z.string().optional(),
   PIFAAS_URL_TIMEOUT: duration('PIFAAS_URL_TIMEOUT', '10s'),
-  PIFAAS_INFERENCE_CONCURRENCY: integer('PIFAAS_INFERENCE_CONCURRENCY', 1, 1, 64),
+  PIFAAS_INFERENCE_CONCURRENCY: integer('PIFAAS_INFERENCE_CONCURRENCY', 0, 1, 64),
   PIFAAS_ORT_SPINNING: integer('PIFAAS_ORT_SPINNING', 0, 0, 1),
 });
 
@@ -131,7 +132,7 @@ export function functionConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Fun
     maxPixels: e.PIFAAS_MAX_PIXELS,
     urlPolicy,
     urlTimeoutMs: e.PIFAAS_URL_TIMEOUT,
-    inferenceConcurrency: e.PIFAAS_INFERENCE_CONCURRENCY,
+    inferenceConcurrency: e.PIFAAS_INFERENCE_CONCURRENCY || defaultParallelRuns(),
     ortSpinning: e.PIFAAS_ORT_SPINNING === 1,
   };
 }

@@ -1,6 +1,7 @@
 // Why: turns untrusted image bytes into the exact float tensor a catalog model expects (resize/crop,
 // colour, value range, mean/std, layout), with sharp (libvips) doing decode, orientation, crop and
-// resize in one streaming pass. Untrusted input is checked first: only real photo formats, a pixel
+// reduction in one streaming pass (JPEGs shrink on load), and the enlargement of small photos done
+// here, fused with the normalisation (cheaper than libvips' upsizing path; the same pixels). Untrusted input is checked first: only real photo formats, a pixel
 // limit against decompression bombs, and clear errors for corrupt or truncated files.
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { FunctionError } from './function-error.js';
@@ -78,12 +79,29 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
     outW = pre.resize.width;
     outH = pre.resize.height;
   }
-  if (region.width !== info.width || region.height !== info.height) pipeline = pipeline.extract(region);
-  if (region.width !== outW || region.height !== outH) {
-    // Reduction: libvips' default lanczos3 (JPEGs also shrink on load). Enlargement (small photos):
-    // bilinear, as torchvision's Resize, at a third of lanczos3's cost on a 224x224 output.
-    const enlarging = region.width < outW || region.height < outH;
-    pipeline = pipeline.resize(outW, outH, { fit: 'fill', kernel: enlarging ? 'linear' : 'lanczos3' });
+  const channels = pre.color === 'grey' ? 1 : 3;
+  // Enlarging (photos smaller than the model's input, like most thumbnails): libvips decodes and cuts
+  // out the region, and the bilinear enlargement is done here, in one pass over the output (libvips'
+  // upsizing path costs more than the decode itself on a 224x224 output). Anything else: libvips
+  // resizes (lanczos3, JPEG shrink-on-load when the whole image is reduced).
+  const enlargeHere = region.width <= outW && region.height <= outH && (region.width < outW || region.height < outH);
+  const [rawW, rawH] = enlargeHere ? [region.width, region.height] : [outW, outH];
+  if (pre.resize.kind === 'center-crop' && region.width > outW && region.height > outH) {
+    // Reduction: resize the whole image first, then cut the centre out of the result, so that libvips
+    // may decode a JPEG at 1/2, 1/4 or 1/8 scale (shrink-on-load is off after a pre-resize extract).
+    const scale = outW / region.width;
+    const rw = Math.max(outW, Math.round(info.width * scale));
+    const rh = Math.max(outH, Math.round(info.height * scale));
+    pipeline = pipeline
+      .resize(rw, rh, { fit: 'fill', kernel: 'lanczos3' })
+      .extract({ left: Math.floor((rw - outW) / 2), top: Math.floor((rh - outH) / 2), width: outW, height: outH });
+  } else {
+    if (region.width !== info.width || region.height !== info.height) pipeline = pipeline.extract(region);
+    if (!enlargeHere && (region.width !== outW || region.height !== outH)) {
+      // Reduction: libvips' default lanczos3. Enlargement of one side only: bilinear, as torchvision's Resize.
+      const enlarging = region.width < outW || region.height < outH;
+      pipeline = pipeline.resize(outW, outH, { fit: 'fill', kernel: enlarging ? 'linear' : 'lanczos3' });
+    }
   }
   pipeline = pipeline.removeAlpha();
   pipeline = pre.color === 'grey' ? pipeline.greyscale() : pipeline.toColourspace('srgb');
@@ -98,13 +116,40 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
     throw new FunctionError(400, 'bad_image', `the ${info.format} image is corrupt or truncated and cannot be decoded (${msg.split('\n')[0]})`);
   }
   const t1 = performance.now();
-  const channels = pre.color === 'grey' ? 1 : 3;
-  if (raw.info.channels !== channels || raw.info.width !== outW || raw.info.height !== outH) {
+  if (raw.info.channels !== channels || raw.info.width !== rawW || raw.info.height !== rawH) {
     throw new FunctionError(400, 'bad_image', `the ${info.format} image decoded to an unexpected shape ${raw.info.width}x${raw.info.height}x${raw.info.channels}`);
   }
-  const data = pixelsToTensor(raw.data, outW, outH, channels, pre);
+  // A plain Uint8Array view, not the Buffer subclass: keeps the pixel loops monomorphic (faster).
+  const px = new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength);
+  let data: Float32Array;
+  if (enlargeHere && channels === 3 && pre.layout === 'NCHW') data = enlargeRgbToNchw(px, rawW, rawH, outW, outH, pre);
+  else data = pixelsToTensor(enlargeHere ? resizeBilinear(px, rawW, rawH, channels, outW, outH) : px, outW, outH, channels, pre);
   const dims = pre.layout === 'NCHW' ? [1, channels, outH, outW] : [1, outW * outH * channels];
   return { data, dims, decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
+}
+
+/**
+ * Bilinear enlargement of 8-bit interleaved pixels, giving the same pixels as sharp's
+ * `resize(outW, outH, { kernel: 'linear' })` did before (libvips' upsizing geometry: source
+ * x = x * w / outW - 0.5, edges repeated; rounded back to 8 bits).
+ */
+export function resizeBilinear(px: Uint8Array, w: number, h: number, channels: number, outW: number, outH: number): Uint8Array {
+  const out = new Uint8Array(outW * outH * channels);
+  const xs = bilinearAxis(w, outW, channels);
+  const ys = bilinearAxis(h, outH, w * channels);
+  let o = 0;
+  for (let y = 0; y < outH; y++) {
+    const r0 = ys.i0[y] as number;
+    const r1 = ys.i1[y] as number;
+    const fy = ys.f[y] as number;
+    for (let x = 0; x < outW; x++) {
+      const a = xs.i0[x] as number;
+      const b = xs.i1[x] as number;
+      const f = xs.f[x] as number;
+      for (let c = 0; c < channels; c++) out[o++] = lerp2(px, r0 + a + c, r0 + b + c, r1 + a + c, r1 + b + c, f, fy);
+    }
+  }
+  return out;
 }
 
 /** Mean of the outermost ring of pixels: decides whether the background is light (single channel). */
@@ -122,12 +167,9 @@ function borderMean(px: Uint8Array, w: number, h: number): number {
   return n ? sum / n : 0;
 }
 
-/** 8-bit pixels (interleaved channels) into the model's float tensor: value range, mean/std, ink polarity, layout. */
-export function pixelsToTensor(px: Uint8Array, w: number, h: number, channels: number, pre: Preprocessing): Float32Array {
+/** value(p) = ((p / 255) * (hi - lo) + lo - mean[c]) / std[c], tabulated for the 256 values of p, per channel. */
+function channelTables(pre: Preprocessing, channels: number): Float32Array[] {
   const [lo, hi] = pre.range;
-  const hw = w * h;
-  const out = new Float32Array(hw * channels);
-  // value(p) = ((p / 255) * (hi - lo) + lo - mean[c]) / std[c], tabulated for the 256 values of p.
   const lut: Float32Array[] = [];
   for (let c = 0; c < channels; c++) {
     const mean = pre.mean?.[c] ?? 0;
@@ -136,6 +178,70 @@ export function pixelsToTensor(px: Uint8Array, w: number, h: number, channels: n
     for (let p = 0; p < 256; p++) t[p] = ((p / 255) * (hi - lo) + lo - mean) / std;
     lut.push(t);
   }
+  return lut;
+}
+
+/** Bilinear weights in fixed point: 11 bits per axis, so that the products stay within 31 bits. */
+const WEIGHT_BITS = 11;
+const WEIGHT_ONE = 1 << WEIGHT_BITS;
+
+/** Source offsets and weights of bilinear enlargement along one axis, with libvips' geometry (see resizeBilinear). */
+function bilinearAxis(n: number, outN: number, stride: number): { i0: Int32Array; i1: Int32Array; f: Int32Array } {
+  const i0 = new Int32Array(outN);
+  const i1 = new Int32Array(outN);
+  const f = new Int32Array(outN);
+  for (let x = 0; x < outN; x++) {
+    const s = Math.min(n - 1, Math.max(0, (x * n) / outN - 0.5));
+    const i = Math.floor(s);
+    i0[x] = i * stride;
+    i1[x] = Math.min(n - 1, i + 1) * stride;
+    f[x] = Math.round((s - i) * WEIGHT_ONE);
+  }
+  return { i0, i1, f };
+}
+
+/** Bilinear mix of the 8-bit values at a0, b0 (upper row) and a1, b1 (lower row), in integers, rounded. */
+function lerp2(px: Uint8Array, a0: number, b0: number, a1: number, b1: number, fx: number, fy: number): number {
+  const gx = WEIGHT_ONE - fx;
+  const top = (px[a0] as number) * gx + (px[b0] as number) * fx;
+  const bottom = (px[a1] as number) * gx + (px[b1] as number) * fx;
+  return (top * (WEIGHT_ONE - fy) + bottom * fy + (WEIGHT_ONE * WEIGHT_ONE) / 2) >> (2 * WEIGHT_BITS);
+}
+
+/**
+ * resizeBilinear then pixelsToTensor for the common case (RGB, NCHW), fused into one pass over the
+ * output: the same values without the intermediate image.
+ */
+export function enlargeRgbToNchw(px: Uint8Array, w: number, h: number, outW: number, outH: number, pre: Preprocessing): Float32Array {
+  const [l0, l1, l2] = channelTables(pre, 3) as [Float32Array, Float32Array, Float32Array];
+  const hw = outW * outH;
+  const out = new Float32Array(hw * 3);
+  const { i0: x0, i1: x1, f: fx } = bilinearAxis(w, outW, 3);
+  const ys = bilinearAxis(h, outH, w * 3);
+  let o = 0;
+  for (let y = 0; y < outH; y++) {
+    const r0 = ys.i0[y] as number;
+    const r1 = ys.i1[y] as number;
+    const fy = ys.f[y] as number;
+    for (let x = 0; x < outW; x++, o++) {
+      const a0 = r0 + (x0[x] as number);
+      const b0 = r0 + (x1[x] as number);
+      const a1 = r1 + (x0[x] as number);
+      const b1 = r1 + (x1[x] as number);
+      const f = fx[x] as number;
+      out[o] = l0[lerp2(px, a0, b0, a1, b1, f, fy)] as number;
+      out[hw + o] = l1[lerp2(px, a0 + 1, b0 + 1, a1 + 1, b1 + 1, f, fy)] as number;
+      out[2 * hw + o] = l2[lerp2(px, a0 + 2, b0 + 2, a1 + 2, b1 + 2, f, fy)] as number;
+    }
+  }
+  return out;
+}
+
+/** 8-bit pixels (interleaved channels) into the model's float tensor: value range, mean/std, ink polarity, layout. */
+export function pixelsToTensor(px: Uint8Array, w: number, h: number, channels: number, pre: Preprocessing): Float32Array {
+  const hw = w * h;
+  const out = new Float32Array(hw * channels);
+  const lut = channelTables(pre, channels);
   const [l0, l1, l2] = lut as [Float32Array, Float32Array | undefined, Float32Array | undefined];
   if (channels === 1) {
     const invert = pre.ink === 'bright' && borderMean(px, w, h) > 127;

@@ -100,7 +100,7 @@ describe('function configuration from the environment', () => {
       execTimeoutMs: 10_000,
       maxInflight: 0,
       maxBodyBytes: 10 * 1024 * 1024,
-      inferenceConcurrency: 1,
+      inferenceConcurrency: Math.min(2, os.availableParallelism()),
       ortSpinning: false,
     });
     expect(d.urlPolicy.enabled).toBe(false);
@@ -118,8 +118,10 @@ describe('function configuration from the environment', () => {
       PIFAAS_MAX_BODY_BYTES: '1000',
       PIFAAS_URL_ALLOW: 'images.example.com',
       PIFAAS_ORT_SPINNING: '1',
+      PIFAAS_INFERENCE_CONCURRENCY: '3',
     });
     expect(c.ortSpinning).toBe(true);
+    expect(c.inferenceConcurrency).toBe(3);
     expect(c).toMatchObject({ functionName: 'faas-digits', model: 'digits-8x8', engine: 'web', modelsDir: '/opt/models', port: 9090, maxInflight: 4, readTimeoutMs: 5000, writeTimeoutMs: 60_000, execTimeoutMs: 45_000, maxBodyBytes: 1000 });
     expect(c.urlPolicy.enabled).toBe(true);
   });

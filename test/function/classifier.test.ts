@@ -54,6 +54,20 @@ describe('faas-resnet', () => {
     await shufflenet?.close();
   });
 
+  it('runs requests side by side in inference threads, each with its own answer', async () => {
+    expect(mobilenet.engine.parallelRuns).toBe(Math.min(2, os.availableParallelism()));
+    const files = [...PHOTOS, ...PHOTOS];
+    const answers = await Promise.all(files.map((p) => mobilenet.classify(image(p.file), { top: 1 })));
+    expect(answers.map((a) => a.predictions[0]?.index)).toEqual(files.map((p) => p.mobilenet));
+  });
+
+  it('a large photo (reduced while the JPEG decodes) gets the same top-1', async () => {
+    const big = await sharp(image('squirrel.jpg')).resize(2000).jpeg({ quality: 92 }).toBuffer();
+    const a = await mobilenet.classify(big, { top: 1 });
+    expect(a.image).toMatchObject({ format: 'JPEG', width: 2000 });
+    expect(a.predictions[0]?.index).toBe(335);
+  });
+
   it.each(PHOTOS)('$file: top-1 $what with both bundled ImageNet models', async ({ file, mobilenet: m, shufflenet: s }) => {
     const a = await mobilenet.classify(image(file), { top: 3 });
     expect(a.model).toBe('mobilenetv2-12-int8');
