@@ -17,4 +17,5 @@ apt-get install -y -q --no-install-recommends \
   libc6-armhf-cross libstdc++6-armhf-cross libgcc-s1-armhf-cross libatomic1-armhf-cross \
   docker-registry \
   fdisk dosfstools mtools e2fsprogs e2tools xz-utils busybox-static \
-  strace zip gzip openssl
+  strace zip gzip openssl \
+  dpkg-dev

@@ -12,6 +12,12 @@ function positiveInt(v: string): number {
   return n;
 }
 
+function nodeNumbers(v: string): number[] {
+  const parts = v.split(',').map((p) => p.trim());
+  if (!parts.length || parts.some((p) => !/^[1-9]\d*$/.test(p))) throw new InvalidArgumentError('expected node numbers separated by commas, e.g. 2 or 2,3');
+  return parts.map(Number);
+}
+
 interface UpFlags {
   name: string;
   nodes: number;
@@ -20,14 +26,16 @@ interface UpFlags {
   managers: number;
   user: LabUser;
   docker: boolean;
+  withoutDocker?: number[];
+  aptSource?: string;
   json?: boolean;
 }
 
 function humanLab(lab: Lab): string {
   return [
     formatTable(
-      ['NODE', 'ROLE', 'ADDRESS'],
-      lab.nodes.map((n) => [n.name, n.role, n.address]),
+      ['NODE', 'ROLE', 'ADDRESS', 'DOCKER'],
+      lab.nodes.map((n) => [n.name, n.role, n.address, lab.withoutDocker.includes(n.index) ? 'not installed' : 'installed']),
     ),
     '',
     `inventory:   ${lab.inventoryFile}`,
@@ -52,6 +60,15 @@ export function labCommand(): Command {
     .option('--dir <dir>', 'where node data, the key and the inventory go (default /var/lib/pifaas/lab/<name>)')
     .addOption(new Option('--user <user>', 'the inventory\'s SSH user').choices(['pi', 'root', 'ops']).default('pi'))
     .option('--no-docker', 'leave dockerd stopped on the nodes (provision then starts it)')
+    .option(
+      '--without-docker <nodes>',
+      'node numbers (e.g. 2 or 2,3) that start with Docker Engine not installed: docker.io, containerd, runc and tini are removed from those nodes\' own overlays of /usr, /etc and /var (this machine keeps its packages), so provision installs Docker there with apt',
+      nodeNumbers,
+    )
+    .option(
+      '--apt-source <line>',
+      'the only apt source of the --without-docker nodes, e.g. "deb [trusted=yes] http://10.99.0.1:8080/ ./" (lab nodes have no route out: serve a folder of .deb files indexed by dpkg-scanpackages on the bridge address)',
+    )
     .option('--json', 'print the lab as JSON');
   up.action(async (opts: UpFlags) => {
     let lab: Lab | undefined;
@@ -60,7 +77,7 @@ export function labCommand(): Command {
         {
           title: `lab ${opts.name}: ${opts.nodes} node(s) on ${opts.subnet}`,
           task: async (_c, task) => {
-            lab = await labUp({ ...opts, onProgress: (m) => (task.output = m) });
+            lab = await labUp({ ...opts, aptSources: opts.aptSource, onProgress: (m) => (task.output = m) });
             task.title = `lab ${opts.name} is up`;
           },
           rendererOptions: { persistentOutput: false },
@@ -74,7 +91,12 @@ export function labCommand(): Command {
       printResult(opts, shown, (l) => humanLab({ ...l, piPassword: '' }));
     }
   });
-  withExamples(up, 'sudo pifaas lab up --nodes 3', 'sudo pifaas lab up --name lab2 --subnet 10.98.0.0/24 --nodes 6 --json');
+  withExamples(
+    up,
+    'sudo pifaas lab up --nodes 3',
+    'sudo pifaas lab up --name lab2 --subnet 10.98.0.0/24 --nodes 6 --json',
+    'sudo pifaas lab up --nodes 2 --without-docker 2 --apt-source "deb [trusted=yes] http://10.99.0.1:8080/ ./"',
+  );
 
   const down = new Command('down')
     .description('remove a lab: its daemons and containers, namespaces, bridge, iptables rules and files (also after a crash)')

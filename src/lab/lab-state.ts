@@ -37,6 +37,10 @@ export const labStateSchema = z.object({
   docker: z.boolean(),
   managers: z.number().int(),
   user: z.string(),
+  /** Nodes (numbers) made without Docker Engine. */
+  withoutDocker: z.array(z.number().int()).default([]),
+  /** apt sources written on those nodes. */
+  aptSources: z.string().optional(),
 });
 
 export type LabState = z.infer<typeof labStateSchema>;

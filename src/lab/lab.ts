@@ -11,7 +11,7 @@ import { LocalOperator } from '../operator/local-operator.js';
 import type { RunResult } from '../operator/operator.js';
 import { shellJoin, shellQuote } from '../operator/shell-quote.js';
 import { UserError } from '../user-error.js';
-import { configureNodeScript, holderScript, startDockerScript } from './lab-node-scripts.js';
+import { configureNodeScript, holderScript, removeDockerScript, startDockerScript } from './lab-node-scripts.js';
 import { commandLineOf, listProcesses, namespaceOf, processesOf, terminate } from './lab-processes.js';
 import { listLabStates, readLabState, removeLabState, writeLabState, type LabNodeState, type LabState } from './lab-state.js';
 
@@ -36,6 +36,17 @@ export interface LabUpOptions {
   managers?: number;
   /** Start dockerd on the nodes (default true; false leaves Docker installed but stopped). */
   docker?: boolean;
+  /**
+   * Nodes (numbers from 1) that start without Docker Engine, as a fresh Raspberry Pi OS does:
+   * docker.io, containerd, runc and tini are removed from the node's own overlays of /usr, /etc and
+   * /var (never from this machine), so `pifaas provision` installs Docker there.
+   */
+  withoutDocker?: number[];
+  /**
+   * apt sources (one-line format, e.g. "deb [trusted=yes] http://10.99.0.1:8080/ ./") that replace
+   * the host's on the nodes without Docker: lab nodes have no route out, so apt needs a mirror on the bridge.
+   */
+  aptSources?: string;
   /** The inventory's ansible_user: pi (sudo with a password, default), root, or ops (passwordless sudo). */
   user?: LabUser;
   /** Progress messages (one line each). */
@@ -67,6 +78,8 @@ export interface Lab {
   user: LabUser;
   /** sudo password of user `pi` on every node. */
   piPassword: string;
+  /** Nodes (numbers) made without Docker Engine. */
+  withoutDocker: number[];
 }
 
 export interface LabDownResult {
@@ -190,6 +203,7 @@ async function labFromState(state: LabState): Promise<Lab> {
     nodes: state.nodes.map((n) => ({ name: n.name, index: n.index, role: n.role, address: n.address })),
     user: state.user as LabUser,
     piPassword,
+    withoutDocker: state.withoutDocker,
   };
 }
 
@@ -240,6 +254,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   const subnetText = options.subnet ?? DEFAULT_LAB_SUBNET;
   const managers = options.managers ?? 1;
   const docker = options.docker ?? true;
+  const withoutDocker = [...new Set(options.withoutDocker ?? [])].sort((a, b) => a - b);
+  const aptSources = options.aptSources?.trim() || undefined;
   const user = options.user ?? 'pi';
   const progress = options.onProgress ?? (() => {});
   if (!NAME_RE.test(name)) {
@@ -247,6 +263,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   }
   if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 32) throw new UserError(`--nodes ${nodeCount}: a lab has 1 to 32 nodes`);
   if (!Number.isInteger(managers) || managers < 1 || managers > nodeCount) throw new UserError(`--managers ${managers}: must be 1 to the number of nodes (${nodeCount})`);
+  for (const n of withoutDocker) {
+    if (!Number.isInteger(n) || n < 1 || n > nodeCount) throw new UserError(`--without-docker ${n}: not a node of this lab (nodes are 1 to ${nodeCount})`);
+  }
   const subnet = parseSubnet(subnetText, nodeCount);
   const dir = path.resolve(options.dir ?? path.join(LAB_BASE_DIR, name));
   await checkLabPrerequisites();
@@ -259,11 +278,15 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       existing.dir === dir &&
       existing.managers === managers &&
       existing.docker === docker &&
-      existing.user === user;
+      existing.user === user &&
+      existing.withoutDocker.join(',') === withoutDocker.join(',') &&
+      existing.aptSources === aptSources;
     const alive = (await Promise.all(existing.nodes.map((n) => holderAlive(name, n)))).every(Boolean);
     if (same && alive) {
       progress(`lab ${name} is already up; checking sshd${docker ? ' and dockerd' : ''} on every node`);
-      await Promise.all(existing.nodes.map((n) => nodeSh(n.holderPid, `service ssh start >/dev/null\n${docker ? startDockerScript() : ''}`)));
+      // A node made without Docker runs dockerd only once something installed it there.
+      const start = (n: LabNodeState) => (!docker ? '' : withoutDocker.includes(n.index) ? `if command -v dockerd >/dev/null; then\n${startDockerScript()}fi\n` : startDockerScript());
+      await Promise.all(existing.nodes.map((n) => nodeSh(n.holderPid, `service ssh start >/dev/null\n${start(n)}`)));
       return labFromState(existing);
     }
     progress(`lab ${name} exists ${same ? 'but some nodes are gone' : 'with other settings'}; removing it first`);
@@ -309,6 +332,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     docker,
     managers,
     user,
+    withoutDocker,
+    ...(aptSources ? { aptSources } : {}),
   };
   // Recorded before anything is made, so `lab down` can clean up after a crash at any point.
   await writeLabState(state);
@@ -344,10 +369,14 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
         progress(`${node.name}: namespaces, filesystem view`);
         const nodeDir = path.join(paths.nodesDir, node.name);
         await rm(nodeDir, { recursive: true, force: true });
-        for (const sub of ['upper/etc', 'upper/var', 'work/etc', 'work/var', 'docker', 'home', 'root']) {
+        const dockerless = withoutDocker.includes(node.index);
+        for (const sub of ['upper/etc', 'upper/var', 'work/etc', 'work/var', 'docker', 'home', 'root', ...(dockerless ? ['upper/usr', 'work/usr'] : [])]) {
           await mkdir(path.join(nodeDir, sub), { recursive: true, mode: 0o755 });
         }
-        const holderPid = await startHolder(holderScript({ nodeDir, hostname: node.name, holderName: holderName(name, node.index) }), node.name);
+        const holderPid = await startHolder(
+          holderScript({ nodeDir, hostname: node.name, holderName: holderName(name, node.index), privateUsr: dockerless }),
+          node.name,
+        );
         const veth = `${name}-v${node.index}`;
         state.nodes.push({
           name: node.name,
@@ -362,7 +391,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
         state.nodes.sort((a, b) => a.index - b.index);
         await save();
         await sh(`ip link del ${veth} 2>/dev/null; ip link add ${veth} type veth peer name eth0 netns ${holderPid} && ip link set ${veth} master ${bridge} up`);
-        progress(`${node.name}: users, sshd${docker ? ', dockerd' : ''}`);
+        progress(`${node.name}: users, sshd${docker && !dockerless ? ', dockerd' : ''}`);
         const r = await nodeSh(
           holderPid,
           configureNodeScript({
@@ -373,10 +402,14 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
             peers: nodes,
             authorizedKey: publicKey,
             piPassword,
-            startDocker: docker,
+            startDocker: docker && !dockerless,
           }),
           { timeoutMs: 180_000 },
         );
+        if (dockerless) {
+          progress(`${node.name}: removing Docker Engine from the node's own /usr, /etc and /var`);
+          await nodeSh(holderPid, removeDockerScript({ aptSources }), { timeoutMs: 120_000 });
+        }
         const key = r.stdout.trim().split('\n').at(-1) ?? '';
         return `${node.address} ${key.split(' ').slice(0, 2).join(' ')}`;
       }),
@@ -394,6 +427,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       nodes,
       user,
       piPassword,
+      withoutDocker,
     };
     await writeLabInventory(lab, paths.inventoryFile, { user });
     await saving;

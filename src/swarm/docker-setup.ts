@@ -16,7 +16,14 @@ export type DockerInstallMethod = 'package' | 'convenience-script';
 /** Installs Docker Engine (Debian/Raspberry Pi OS/Ubuntu package, or Docker's convenience script). */
 export async function installDocker(op: Operator, facts: NodeFacts, method: DockerInstallMethod): Promise<void> {
   if (method === 'convenience-script') {
-    await op.run('curl -fsSL https://get.docker.com -o /tmp/get-docker.sh && sh /tmp/get-docker.sh && rm -f /tmp/get-docker.sh', { sudo: true, timeoutMs: 20 * 60_000 });
+    const fetched = await op.run(`curl -fsSL --connect-timeout 20 --max-time 300 ${CONVENIENCE_SCRIPT_URL} -o /tmp/get-docker.sh`, { sudo: true, check: false, timeoutMs: 6 * 60_000 });
+    if (fetched.code !== 0) {
+      throw new UserError(
+        `${op.name}: could not download Docker's convenience script from ${CONVENIENCE_SCRIPT_URL}${lastLines(fetched)}`,
+        'the node needs HTTPS access to get.docker.com and download.docker.com (and curl); or install the distribution package: --docker-install package (pifaas_docker_install: package)',
+      );
+    }
+    await op.run('sh /tmp/get-docker.sh && rm -f /tmp/get-docker.sh', { sudo: true, timeoutMs: 20 * 60_000 });
     return;
   }
   if (!['debian', 'raspbian', 'ubuntu'].includes(facts.osId)) {
@@ -25,10 +32,27 @@ export async function installDocker(op: Operator, facts: NodeFacts, method: Dock
       'install Docker Engine yourself, or set pifaas_docker_install: convenience-script in the inventory',
     );
   }
-  await op.run('DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io', {
-    sudo: true,
-    timeoutMs: 20 * 60_000,
-  });
+  const update = await op.run('DEBIAN_FRONTEND=noninteractive apt-get update -q', { sudo: true, check: false, timeoutMs: 10 * 60_000 });
+  if (update.code !== 0) {
+    throw new UserError(
+      `${op.name}: apt-get update failed, so Docker cannot be installed${lastLines(update)}`,
+      'the node must reach its apt sources (/etc/apt/sources.list*: the internet or a local mirror); fix that on the node and re-run',
+    );
+  }
+  // Unattended: keep any config file the user changed (a docker.io that was removed but not purged
+  // leaves its conffiles; dpkg would otherwise stop at a question nobody can answer).
+  await op.run(
+    'DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold docker.io </dev/null',
+    { sudo: true, timeoutMs: 20 * 60_000 },
+  );
+}
+
+const CONVENIENCE_SCRIPT_URL = 'https://get.docker.com';
+
+/** The last lines a failed command printed, for an error message (": ..." or nothing). */
+function lastLines(r: { stdout: string; stderr: string }): string {
+  const text = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-4).join('\n  ');
+  return text ? `:\n  ${text}` : '';
 }
 
 /** Is dockerd running (answering on its socket)? Checked as root. */
