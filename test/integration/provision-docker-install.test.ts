@@ -155,6 +155,10 @@ describe('pifaas provision on a node without Docker (apt from a LAN mirror)', ()
     ]);
     expect((await node2('cat /run/docker.pid')).stdout).toBe(pidBefore);
     expect(mirror?.requests.length).toBe(debsBefore);
+    // `lab up` with the same settings gives back the running lab, Docker installed there and all.
+    const again = await labUp({ name: LAB, nodes: 2, subnet: SUBNET, dir, withoutDocker: [2], aptSources: `deb [trusted=yes] http://${GATEWAY}:${MIRROR_PORT}/ ./` });
+    expect(again.withoutDocker).toEqual([2]);
+    expect((await node2('echo "$(cat /run/docker.pid)"; command -v dockerd')).stdout).toBe(`${pidBefore.trim()}\n/usr/sbin/dockerd\n`);
   });
 
   it("leaves this machine's Docker packages, files, boot links and daemon as they were", async () => {
