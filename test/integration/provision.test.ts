@@ -47,11 +47,15 @@ async function fingerprint(): Promise<string[]> {
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'pifaas-t3-prov-'));
+  // Provisioning ends with the OpenFaaS step, which saves gateway credentials: into the test's folder
+  // (this process and the CLI runs it spawns), never the user's ~/.openfaas.
+  process.env.OPENFAAS_CONFIG = path.join(dir, 'openfaas');
   // Docker installed but not running: provision has to start and enable it.
   lab = await labUp({ name: LAB, nodes: 3, subnet: '10.93.2.0/24', dir, docker: false });
 });
 
 afterAll(async () => {
+  delete process.env.OPENFAAS_CONFIG;
   await labDown(LAB);
   await rm(dir, { recursive: true, force: true });
 });
