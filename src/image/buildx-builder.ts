@@ -28,6 +28,10 @@ export function buildxBuildArgv(plan: BuildxBuildPlan): string[] {
     ...Object.entries(plan.buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
     ...plan.tags.flatMap((t) => ['--tag', t]),
     plan.output === 'load' ? '--load' : '--push',
+    // buildx 0.10+ attaches a provenance attestation to pushed images by default (builders that can):
+    // the pushed tag becomes an index with an "unknown/unknown" entry, and imagetools create carries it
+    // into the list. Off, the list names only the platforms built, as on the Engine API path.
+    '--provenance=false',
     ...(plan.noCache ? ['--no-cache'] : []),
     '--progress',
     'plain',
@@ -40,10 +44,17 @@ export function imagetoolsCreateArgv(target: string, sources: string[]): string[
   return ['buildx', 'imagetools', 'create', '--tag', target, ...sources];
 }
 
+/** How a failure names the command: `buildx build --platform linux/arm64`, `buildx imagetools create`. */
+function commandName(argv: string[]): string {
+  const words = argv.slice(0, 3);
+  if (argv[2]?.startsWith('--') && argv[3] !== undefined && !argv[3].startsWith('-')) words.push(argv[3]);
+  return words.join(' ');
+}
+
 /** Runs the docker CLI; each output line goes to onLine; a failure carries the last lines. */
-export function runDockerCli(argv: string[], onLine?: (line: string) => void, dockerCli = 'docker'): Promise<string> {
+export function runDockerCli(argv: string[], onLine?: (line: string) => void, dockerCli = 'docker', env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(dockerCli, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(dockerCli, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const tail: string[] = [];
     let stdout = '';
     const take = (chunk: Buffer, keep: boolean) => {
@@ -62,15 +73,15 @@ export function runDockerCli(argv: string[], onLine?: (line: string) => void, do
     child.on('error', (e) => reject(new UserError(`cannot run ${dockerCli}: ${e.message}`, 'install the Docker CLI, or use --builder engine')));
     child.on('close', (code) => {
       if (code === 0) resolve(stdout);
-      else reject(new UserError(`\`docker ${argv.slice(0, 3).join(' ')} ...\` failed (exit ${code}):\n${tail.map((l) => `  ${l}`).join('\n')}`, 'the lines above come from docker buildx'));
+      else reject(new UserError(`\`docker ${commandName(argv)} ...\` failed (exit ${code}):\n${tail.map((l) => `  ${l}`).join('\n')}`, 'the lines above come from docker buildx'));
     });
   });
 }
 
 /** True when `docker buildx` is installed and answers. */
-export async function buildxAvailable(dockerCli = 'docker'): Promise<boolean> {
+export async function buildxAvailable(dockerCli = 'docker', env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   try {
-    await runDockerCli(['buildx', 'version'], undefined, dockerCli);
+    await runDockerCli(['buildx', 'version'], undefined, dockerCli, env);
     return true;
   } catch {
     return false;

@@ -89,13 +89,27 @@ export function imageNames(req: Pick<BuildRequest, 'functionName' | 'repository'
   return { localRepository: formatImageRef({ ...local, tag: undefined }), tag, registry };
 }
 
-async function chooseBuilder(choice: BuilderChoice): Promise<'buildx' | 'engine'> {
+async function chooseBuilder(choice: BuilderChoice, cliEnv: NodeJS.ProcessEnv): Promise<'buildx' | 'engine'> {
   if (choice === 'engine') return 'engine';
-  const has = await buildxAvailable();
+  const has = await buildxAvailable('docker', cliEnv);
   if (choice === 'buildx' && !has) {
     throw new UserError('docker buildx is not installed', 'install the buildx plugin (docker-buildx-plugin), or build through the Docker Engine API with --builder engine');
   }
   return has ? 'buildx' : 'engine';
+}
+
+/**
+ * The environment of the docker CLI (buildx): it must build in the daemon the images are then read
+ * from. A caller's own Docker client (tests, benchmarks) names that daemon; otherwise DOCKER_HOST does
+ * for both.
+ */
+export function dockerCliEnv(docker: Docker | undefined, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const modem = docker?.modem as { socketPath?: unknown; host?: unknown; port?: unknown; protocol?: unknown } | undefined;
+  if (typeof modem?.socketPath === 'string') return { ...env, DOCKER_HOST: `unix://${modem.socketPath}` };
+  if (typeof modem?.host === 'string' && (modem.protocol === 'http' || modem.protocol === undefined)) {
+    return { ...env, DOCKER_HOST: `tcp://${modem.host}:${String(modem.port ?? 2375)}` };
+  }
+  return env;
 }
 
 async function checkDocker(docker: Docker): Promise<void> {
@@ -116,7 +130,8 @@ export async function buildFunctionImage(req: BuildRequest): Promise<BuildResult
   const names = imageNames(req);
   const docker = req.docker ?? new Docker();
   await checkDocker(docker);
-  const builder = await chooseBuilder(req.builder ?? 'auto');
+  const cliEnv = dockerCliEnv(req.docker);
+  const builder = await chooseBuilder(req.builder ?? 'auto', cliEnv);
   const root = req.packageRoot ?? packageRoot();
   const choice: ModelChoice = await chooseModels(req.functionName, req.model, process.env, root);
   const version = await packageVersion(root);
@@ -169,7 +184,7 @@ export async function buildFunctionImage(req: BuildRequest): Promise<BuildResult
               ...(baseAuth && req.baseImage ? { auth: { ...baseAuth, serveraddress: parseImageRef(req.baseImage).registry } } : {}),
             }, onLine);
           } else {
-            await runDockerCli(buildxBuildArgv({ platform, contextDir: ctx.dir, buildArgs, tags, output: 'load', noCache: req.noCache }), onLine);
+            await runDockerCli(buildxBuildArgv({ platform, contextDir: ctx.dir, buildArgs, tags, output: 'load', noCache: req.noCache }), onLine, 'docker', cliEnv);
             const info = await docker.getImage(image).inspect();
             built = { id: info.Id, size: info.Size, os: info.Os, architecture: info.Architecture };
           }
@@ -196,7 +211,7 @@ export async function buildFunctionImage(req: BuildRequest): Promise<BuildResult
                     image.pushed = p.reference;
                   } else {
                     const ref = `${reg.registry}/${reg.repository}:${remoteTag}`;
-                    await runDockerCli(buildxBuildArgv({ platform, contextDir: (context as BuildContext).dir, buildArgs, tags: [ref], output: 'push' }), onLine);
+                    await runDockerCli(buildxBuildArgv({ platform, contextDir: (context as BuildContext).dir, buildArgs, tags: [ref], output: 'push' }), onLine, 'docker', cliEnv);
                     sources.push(ref);
                     image.pushed = ref;
                   }
@@ -205,7 +220,7 @@ export async function buildFunctionImage(req: BuildRequest): Promise<BuildResult
                   const list = await publishManifestList(client, reg.repository, names.tag, pushed.map((p) => ({ pushed: p.pushed, platform: p.platform.spec })));
                   manifestList = { ...list, platforms: req.platforms.map((p) => p.name) };
                 } else {
-                  await runDockerCli(imagetoolsCreateArgv(target, sources), onLine);
+                  await runDockerCli(imagetoolsCreateArgv(target, sources), onLine, 'docker', cliEnv);
                   const m = await client.getManifest(reg.repository, names.tag);
                   manifestList = { reference: target, digest: m?.digest ?? '', platforms: req.platforms.map((p) => p.name) };
                 }

@@ -6,10 +6,11 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/prom
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseModels, makeBuildContext, packageRoot } from '../../src/image/build-context.js';
 import { buildxBuildArgv, imagetoolsCreateArgv } from '../../src/image/buildx-builder.js';
-import { imageNames } from '../../src/image/function-image.js';
+import { dockerCliEnv, imageNames } from '../../src/image/function-image.js';
 import { formatImageRef, parseImageRef, parseRegistryPrefix } from '../../src/image/image-ref.js';
 import { functionPlatform, parsePlatforms, platformOfDaemon, platformOfImage, platformTag } from '../../src/image/platforms.js';
 import { runCli } from '../lab/run-cli.js';
@@ -149,12 +150,19 @@ describe('buildx path', () => {
     expect(argv).toEqual([
       'buildx', 'build', '--platform', 'linux/arm/v7', '--file', '/tmp/ctx/docker/Dockerfile.armhf',
       '--build-arg', 'FUNCTION=faas-resnet', '--build-arg', 'MODEL=mobilenetv2-12-int8',
-      '--tag', 'pifaas/faas-resnet:latest-armv7', '--load', '--progress', 'plain', '/tmp/ctx',
+      '--tag', 'pifaas/faas-resnet:latest-armv7', '--load', '--provenance=false', '--progress', 'plain', '/tmp/ctx',
     ]);
     expect(buildxBuildArgv({ platform: functionPlatform('linux/amd64'), contextDir: '/c', buildArgs: {}, tags: ['r/x:1-amd64'], output: 'push', noCache: true })).toEqual(
       expect.arrayContaining(['--push', '--no-cache']),
     );
     expect(imagetoolsCreateArgv('r/x:1', ['r/x:1-amd64', 'r/x:1-armv7'])).toEqual(['buildx', 'imagetools', 'create', '--tag', 'r/x:1', 'r/x:1-amd64', 'r/x:1-armv7']);
+  });
+
+  it('runs buildx against the daemon of the Docker client it was given, else the environment\'s', () => {
+    expect(dockerCliEnv(new Docker({ socketPath: '/run/x/docker.sock' }), { DOCKER_HOST: 'unix:///other.sock', PATH: '/bin' })).toEqual({ DOCKER_HOST: 'unix:///run/x/docker.sock', PATH: '/bin' });
+    expect(dockerCliEnv(new Docker({ host: '10.0.0.5', port: 2375 }), {}).DOCKER_HOST).toBe('tcp://10.0.0.5:2375');
+    const env = { DOCKER_HOST: 'ssh://pi@10.0.0.5' };
+    expect(dockerCliEnv(undefined, env)).toBe(env);
   });
 });
 

@@ -12,7 +12,24 @@ import { ensureStandInBaseImages, type StandInResult } from '../../scripts/stand
 
 const execFile = promisify(execFileCb);
 
-export const T5 = {
+/** Names that keep one image-test daemon apart from others: socket, roots, bridge, subnets, registry. */
+export interface ImageTestNames {
+  socket: string;
+  execRoot: string;
+  dataRoot: string;
+  pidfile: string;
+  bridge: string;
+  bridgeAddress: string;
+  bridgeSubnet: string;
+  addressPool: string;
+  /** 127.0.0.1:PORT of the registry (Docker Hub mirror and --push target). */
+  registry: string;
+  registryRoot: string;
+  /** Stand-in base image layers are cached under CACHE/stand-in. */
+  cacheDir: string;
+}
+
+export const T5: ImageTestNames = {
   socket: '/run/pifaas-t5/docker.sock',
   execRoot: '/run/pifaas-t5',
   dataRoot: '/var/lib/pifaas-t5',
@@ -24,7 +41,23 @@ export const T5 = {
   registry: '127.0.0.1:5095',
   registryRoot: '/var/lib/pifaas-t5-registry',
   cacheDir: '/var/cache/pifaas-t5',
-} as const;
+};
+
+/** The buildx-path suite's own daemon and registry (test/integration/image-buildx.test.ts). */
+export const BX: ImageTestNames = {
+  socket: '/run/pifaas-bx/docker.sock',
+  execRoot: '/run/pifaas-bx',
+  dataRoot: '/var/lib/pifaas-bx',
+  pidfile: '/run/pifaas-bx.pid',
+  bridge: 'bx-docker0',
+  bridgeAddress: '10.96.255.1/24',
+  bridgeSubnet: '10.96.255.0/24',
+  addressPool: '10.96.192.0/18',
+  registry: '127.0.0.1:5096',
+  registryRoot: '/var/lib/pifaas-bx-registry',
+  // The stand-in layers are the same for every suite (integration suites run one at a time).
+  cacheDir: T5.cacheDir,
+};
 
 const BINFMT = '/proc/sys/fs/binfmt_misc';
 const QEMU_ENTRIES = ['qemu-aarch64', 'qemu-arm'];
@@ -90,7 +123,7 @@ const ARM_CPUINFO = Array.from(
 ).join('\n');
 
 /** Starts (or finds running) the daemon, registry and emulation the image tests use. */
-export async function startImageTestEnv(log: (line: string) => void = () => undefined): Promise<ImageTestEnv> {
+export async function startImageTestEnv(log: (line: string) => void = () => undefined, names: ImageTestNames = T5): Promise<ImageTestEnv> {
   if (process.getuid?.() !== 0) throw new Error('the image tests need root (dockerd, binfmt_misc)');
   for (const bin of ['/usr/sbin/dockerd', '/usr/bin/docker-registry', '/usr/bin/qemu-aarch64-static', '/usr/bin/qemu-arm-static']) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: run scripts/install-test-deps.sh`);
@@ -100,25 +133,25 @@ export async function startImageTestEnv(log: (line: string) => void = () => unde
     for (const step of undo.reverse()) await step().catch(() => undefined);
   };
   try {
-    return await start(undo, stop, log);
+    return await start(undo, stop, log, names);
   } catch (e) {
     await stop();
     throw e;
   }
 }
 
-async function start(undo: Array<() => Promise<void>>, stop: () => Promise<void>, log: (line: string) => void): Promise<ImageTestEnv> {
-  await mkdir(T5.execRoot, { recursive: true });
-  await mkdir(T5.cacheDir, { recursive: true });
+async function start(undo: Array<() => Promise<void>>, stop: () => Promise<void>, log: (line: string) => void, names: ImageTestNames): Promise<ImageTestEnv> {
+  await mkdir(names.execRoot, { recursive: true });
+  await mkdir(names.cacheDir, { recursive: true });
 
   // Bridge and NAT for the daemon's containers and build steps (npm ci needs the network).
-  if (!(await ok('ip', ['link', 'show', T5.bridge]))) {
-    await sh('ip', ['link', 'add', T5.bridge, 'type', 'bridge']);
-    await sh('ip', ['addr', 'add', T5.bridgeAddress, 'dev', T5.bridge]);
-    await sh('ip', ['link', 'set', T5.bridge, 'up']);
-    undo.push(async () => void (await ok('ip', ['link', 'del', T5.bridge])));
+  if (!(await ok('ip', ['link', 'show', names.bridge]))) {
+    await sh('ip', ['link', 'add', names.bridge, 'type', 'bridge']);
+    await sh('ip', ['addr', 'add', names.bridgeAddress, 'dev', names.bridge]);
+    await sh('ip', ['link', 'set', names.bridge, 'up']);
+    undo.push(async () => void (await ok('ip', ['link', 'del', names.bridge])));
   }
-  const nat = ['POSTROUTING', '-s', T5.bridgeSubnet, '!', '-o', T5.bridge, '-j', 'MASQUERADE'];
+  const nat = ['POSTROUTING', '-s', names.bridgeSubnet, '!', '-o', names.bridge, '-j', 'MASQUERADE'];
   if (!(await ok('iptables', ['-t', 'nat', '-C', ...nat]))) {
     await sh('iptables', ['-t', 'nat', '-A', ...nat]);
     undo.push(async () => void (await ok('iptables', ['-t', 'nat', '-D', ...nat])));
@@ -129,39 +162,39 @@ async function start(undo: Array<() => Promise<void>>, stop: () => Promise<void>
   }
 
   // The registry: Docker Hub stand-in (the daemon's mirror) and --push target.
-  const registryUp = () => fetch(`http://${T5.registry}/v2/`).then((r) => r.ok, () => false);
+  const registryUp = () => fetch(`http://${names.registry}/v2/`).then((r) => r.ok, () => false);
   if (!(await registryUp())) {
-    await mkdir(T5.registryRoot, { recursive: true });
-    const config = `${T5.execRoot}/registry.yml`;
+    await mkdir(names.registryRoot, { recursive: true });
+    const config = `${names.execRoot}/registry.yml`;
     await writeFile(
       config,
-      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${T5.registryRoot}\n  delete:\n    enabled: true\nhttp:\n  addr: ${T5.registry}\n`,
+      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${names.registryRoot}\n  delete:\n    enabled: true\nhttp:\n  addr: ${names.registry}\n`,
     );
-    const pid = startDetached('/usr/bin/docker-registry', ['serve', config], `${T5.execRoot}/registry.log`);
+    const pid = startDetached('/usr/bin/docker-registry', ['serve', config], `${names.execRoot}/registry.log`);
     undo.push(() => stopPid(pid));
     await waitFor('docker-registry', registryUp, 20_000);
   }
 
   // The daemon.
-  const docker = new Docker({ socketPath: T5.socket });
+  const docker = new Docker({ socketPath: names.socket });
   const daemonUp = () => docker.ping().then(() => true, () => false);
   if (!(await daemonUp())) {
     log('starting dockerd');
     const pid = startDetached(
       '/usr/sbin/dockerd',
       [
-        '--data-root', T5.dataRoot,
-        '--exec-root', T5.execRoot,
-        '--pidfile', T5.pidfile,
-        '-H', `unix://${T5.socket}`,
-        '--bridge', T5.bridge,
+        '--data-root', names.dataRoot,
+        '--exec-root', names.execRoot,
+        '--pidfile', names.pidfile,
+        '-H', `unix://${names.socket}`,
+        '--bridge', names.bridge,
         '--iptables=false',
         '--ip-masq=false',
-        '--default-address-pool', `base=${T5.addressPool},size=24`,
-        '--registry-mirror', `http://${T5.registry}`,
+        '--default-address-pool', `base=${names.addressPool},size=24`,
+        '--registry-mirror', `http://${names.registry}`,
         '--insecure-registry', '10.95.0.0/16',
       ],
-      `${T5.execRoot}/dockerd.log`,
+      `${names.execRoot}/dockerd.log`,
     );
     undo.push(() => stopPid(pid, 30_000));
     await waitFor('dockerd', daemonUp, 60_000);
@@ -182,15 +215,15 @@ async function start(undo: Array<() => Promise<void>>, stop: () => Promise<void>
     await writeFile(`${BINFMT}/register`, line);
     undo.push(() => writeFile(`${BINFMT}/${entry}`, '-1'));
   }
-  const armCpuinfo = `${T5.execRoot}/arm-cpuinfo`;
+  const armCpuinfo = `${names.execRoot}/arm-cpuinfo`;
   await writeFile(armCpuinfo, ARM_CPUINFO);
 
   log('stand-in base images');
-  const standIns = await ensureStandInBaseImages({ registry: T5.registry, cacheDir: `${T5.cacheDir}/stand-in`, log });
+  const standIns = await ensureStandInBaseImages({ registry: names.registry, cacheDir: `${names.cacheDir}/stand-in`, log });
   return {
-    dockerHost: `unix://${T5.socket}`,
+    dockerHost: `unix://${names.socket}`,
     docker,
-    registry: T5.registry,
+    registry: names.registry,
     standIns,
     armCpuinfo,
     stop,
