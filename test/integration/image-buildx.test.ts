@@ -161,7 +161,7 @@ describe('pifaas build --builder buildx', () => {
   it('a failing buildx build names the command and shows its last lines', async () => {
     const r = await runCli(['build', 'faas-resnet', '--builder', 'buildx', '--platforms', 'linux/amd64', '--base-image', `${BX.registry}/${RUN}-none/node:20`], { env: withPlugin });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/error: `docker buildx build --platform linux\/amd64 \.\.\.` failed \(exit 1\):\n(  .*\n)*  .*not found/);
+    expect(r.stderr).toMatch(/error: `docker buildx build --platform linux\/amd64 \.\.\.` failed \(exit 1\):\n( {2}.*\n)* {2}.*not found/);
     expect(r.stderr).toMatch(/hint: the lines above come from docker buildx/);
   });
 
