@@ -17,12 +17,12 @@ import { functionPlatform, platformOfImage } from '../../src/image/platforms.js'
 import { imageManifestSchema, manifestListSchema, RegistryClient } from '../../src/image/registry-client.js';
 import type { SideLoadResult } from '../../src/image/side-load.js';
 import { labDown, labNodeExec, labUp, type Lab } from '../../src/lab/lab.js';
+import { classifyTiger, startFunction as startFunctionContainer, waitHealthy, type Classification } from '../image/function-container.js';
 import { startImageTestEnv, type ImageTestEnv } from '../image/image-test-env.js';
 import { runCli } from '../lab/run-cli.js';
 
 const execFile = promisify(execFileCb);
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const TIGER = path.resolve(ROOT, '../shared/testdata/images/tiger.jpg');
 const LAB = 't5';
 const LAB_SUBNET = '10.95.0.0/24';
 const LAN_REGISTRY = '10.95.0.1:5096';
@@ -45,28 +45,12 @@ async function cli(args: string[]) {
   return r;
 }
 
-/** Starts the function container and returns its address on the test daemon's bridge. */
-async function startFunction(docker: Docker, ref: string, binds: string[] = []): Promise<string> {
-  const c = await docker.createContainer({ Image: ref, HostConfig: { Binds: binds } });
-  containers.push(c.id);
-  await c.start();
-  return ((await c.inspect()).NetworkSettings as unknown as { IPAddress: string }).IPAddress;
-}
+const startFunction = (docker: Docker, ref: string, binds: string[] = []) => startFunctionContainer(docker, ref, containers, binds);
 
-async function waitHealthy(ip: string, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < timeoutMs) {
-    const ok = await fetch(`http://${ip}:8080/_/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status === 200, () => false);
-    if (ok) return Date.now() - t0;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`http://${ip}:8080/_/health was not 200 within ${timeoutMs / 1000} s`);
-}
-
-async function classify(ip: string): Promise<{ engine: string; model: string; predictions: { label: string; probability: number }[] }> {
-  const res = await fetch(`http://${ip}:8080/`, { method: 'POST', body: await readFile(TIGER), signal: AbortSignal.timeout(180_000) });
-  expect(res.status).toBe(200);
-  return (await res.json()) as never;
+async function classify(ip: string): Promise<Classification> {
+  const { status, answer } = await classifyTiger(ip);
+  expect(status).toBe(200);
+  return answer;
 }
 
 /** Runs `node -e script` in an image (as its own user) and returns stdout. */
