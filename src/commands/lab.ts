@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Listr } from 'listr2';
 import { withExamples } from '../cli/command-help.js';
 import { formatTable, printResult } from '../cli/output.js';
-import { DEFAULT_LAB_NAME, DEFAULT_LAB_NODES, DEFAULT_LAB_SUBNET, labDown, labUp, listLabs, type Lab, type LabUser } from '../lab/lab.js';
+import { DEFAULT_LAB_NAME, DEFAULT_LAB_NODES, DEFAULT_LAB_SUBNET, DEFAULT_PI_MODEL, labDown, labUp, listLabs, type Lab, type LabUser } from '../lab/lab.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -28,14 +28,22 @@ interface UpFlags {
   docker: boolean;
   withoutDocker?: number[];
   aptSource?: string;
+  pi?: number[];
+  piModel: string;
+  withoutMemoryCgroup?: number[];
   json?: boolean;
+}
+
+function hardwareOf(lab: Lab, index: number): string {
+  const parts = [lab.pi.includes(index) ? lab.piModel : '', lab.withoutMemoryCgroup.includes(index) ? 'no memory cgroup' : ''].filter(Boolean);
+  return parts.length ? parts.join(', ') : '-';
 }
 
 function humanLab(lab: Lab): string {
   return [
     formatTable(
-      ['NODE', 'ROLE', 'ADDRESS', 'DOCKER'],
-      lab.nodes.map((n) => [n.name, n.role, n.address, lab.withoutDocker.includes(n.index) ? 'not installed' : 'installed']),
+      ['NODE', 'ROLE', 'ADDRESS', 'DOCKER', 'EMULATED HARDWARE'],
+      lab.nodes.map((n) => [n.name, n.role, n.address, lab.withoutDocker.includes(n.index) ? 'not installed' : 'installed', hardwareOf(lab, n.index)]),
     ),
     '',
     `inventory:   ${lab.inventoryFile}`,
@@ -69,6 +77,17 @@ export function labCommand(): Command {
       '--apt-source <line>',
       'the only apt source of the --without-docker nodes, e.g. "deb [trusted=yes] http://10.99.0.1:8080/ ./" (lab nodes have no route out: serve a folder of .deb files indexed by dpkg-scanpackages on the bridge address)',
     )
+    .option(
+      '--pi <nodes>',
+      'node numbers (e.g. 1 or 1,2) that look like Raspberry Pis, in their own mount namespace only: a device tree naming --pi-model, /boot/firmware/cmdline.txt, a kernel that enables the memory cgroup when cmdline.txt has cgroup_enable=memory, and an emulated reboot (`reboot`, `systemctl reboot`: every process of the node stops, SSH is refused for a few seconds, then sshd and dockerd start again)',
+      nodeNumbers,
+    )
+    .option('--pi-model <model>', 'device-tree model of the --pi nodes', DEFAULT_PI_MODEL)
+    .option(
+      '--without-memory-cgroup <nodes>',
+      'node numbers whose kernel starts without the memory cgroup (as a Pi kernel does until cmdline.txt enables it); with --pi, `pifaas provision --fix-cgroups` fixes it and reboots the node',
+      nodeNumbers,
+    )
     .option('--json', 'print the lab as JSON');
   up.action(async (opts: UpFlags) => {
     let lab: Lab | undefined;
@@ -96,6 +115,7 @@ export function labCommand(): Command {
     'sudo pifaas lab up --nodes 3',
     'sudo pifaas lab up --name lab2 --subnet 10.98.0.0/24 --nodes 6 --json',
     'sudo pifaas lab up --nodes 2 --without-docker 2 --apt-source "deb [trusted=yes] http://10.99.0.1:8080/ ./"',
+    'sudo pifaas lab up --nodes 2 --pi 2 --without-memory-cgroup 2   # node 2: a Pi 4 that needs --fix-cgroups',
   );
 
   const down = new Command('down')

@@ -203,3 +203,190 @@ done
 docker version >/dev/null 2>&1 || { echo "dockerd did not start; its log:" >&2; tail -n 20 /var/log/docker.log >&2; exit 1; }
 `;
 }
+
+/** Raspberry Pi OS's cmdline.txt (one line; the PARTUUID is the node's own). */
+export function piCmdline(partUuid: string): string {
+  return `console=serial0,115200 console=tty1 root=PARTUUID=${partUuid}-02 rootfstype=ext4 fsck.repair=yes rootwait`;
+}
+
+export interface EmulatedHardware {
+  /** The node's holder process name (pifaas-lab:<lab>:<index>): the power cycle never stops it. */
+  holderName: string;
+  /** Device-tree model: the node looks like this Raspberry Pi (undefined: not a Pi). */
+  piModel?: string;
+  /** Initial /boot/firmware/cmdline.txt of a Pi node. */
+  cmdline?: string;
+  /** The memory cgroup when the kernel command line does not say otherwise (a Pi kernel: off). */
+  memoryCgroup: boolean;
+  /** How long a rebooting node stays down (SSH refused). */
+  downSeconds: number;
+}
+
+const USR_IS_PRIVATE = `[ "$(findmnt -n -o SOURCE --mountpoint /usr)" = pifaas-lab-usr ] || { echo "/usr is not this lab node's private overlay; refusing" >&2; exit 1; }`;
+
+/**
+ * What the node's kernel shows after a boot, by a Raspberry Pi kernel's rules: the memory cgroup is
+ * on when cmdline.txt says cgroup_enable=memory (off with cgroup_disable=memory; else the node's
+ * default), /proc/cmdline is that line, and the boot gets a new boot_id. Shown through bind mounts
+ * over /sys/fs/cgroup/cgroup.controllers (cgroup v2) or /proc/cgroups (v1) in this node's own mount
+ * namespace; the files behind them live in /run (a boot clears it). Counts boots in /var/lib/pifaas-lab.
+ */
+function kernelBootScript(hw: EmulatedHardware): string {
+  return `#!/bin/bash
+# pifaas lab: what this node's (emulated) kernel shows after a boot. Made by \`pifaas lab up\`.
+set -euo pipefail
+${USR_IS_PRIVATE}
+memory=${hw.memoryCgroup ? 1 : 0}
+cmdline=
+if [ -f /boot/firmware/cmdline.txt ]; then
+  cmdline=$(head -n 1 /boot/firmware/cmdline.txt | tr -d '\\r')
+  for w in $cmdline; do
+    case "$w" in cgroup_enable=memory) memory=1 ;; cgroup_disable=memory) memory=0 ;; esac
+  done
+fi
+k=/run/pifaas-lab/kernel
+mkdir -p "$k"
+show() { umount "$1" 2>/dev/null || true; mount --bind "$2" "$1"; }
+cat /proc/sys/kernel/random/uuid > "$k/boot_id"
+show /proc/sys/kernel/random/boot_id "$k/boot_id"
+if [ -n "$cmdline" ]; then printf '%s\\n' "$cmdline" > "$k/cmdline"; show /proc/cmdline "$k/cmdline"; fi
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+  umount /sys/fs/cgroup/cgroup.controllers 2>/dev/null || true
+  { tr ' ' '\\n' < /sys/fs/cgroup/cgroup.controllers | grep -vx -e memory -e '' || true; if [ $memory = 1 ]; then echo memory; fi; } | paste -sd' ' > "$k/cgroup.controllers"
+  show /sys/fs/cgroup/cgroup.controllers "$k/cgroup.controllers"
+else
+  umount /proc/cgroups 2>/dev/null || true
+  awk -v m=$memory 'BEGIN { OFS = "\\t" } $1 == "memory" { $4 = m } { print }' /proc/cgroups > "$k/cgroups"
+  show /proc/cgroups "$k/cgroups"
+fi
+mkdir -p /var/lib/pifaas-lab
+boots=$(( $(cat /var/lib/pifaas-lab/boot-count 2>/dev/null || echo 0) + 1 ))
+echo "$boots" > /var/lib/pifaas-lab/boot-count
+echo "$(date -u +%FT%TZ) boot $boots: memory cgroup $([ $memory = 1 ] && echo on || echo off); cmdline: \${cmdline:-(none)}" >> /var/log/pifaas-lab-boot.log
+`;
+}
+
+/**
+ * A reboot of the node, run detached by the reboot and `systemctl reboot` shims: every process of
+ * the node stops (found as lab-processes.ts finds them: in the node's mount or network namespace,
+ * plus their descendants, i.e. containers; never the namespace holder or this script), the node
+ * stays down for a few seconds (SSH refused), and boots: fresh /run and /tmp, no mounts, links or
+ * firewall rules left by Docker, the kernel view from cmdline.txt, then sshd and, when it is
+ * enabled at boot (/etc/rc2.d), dockerd - started as `pifaas lab up` starts them.
+ */
+function powerCycleScript(hw: EmulatedHardware): string {
+  return `#!/bin/bash
+# pifaas lab: an emulated reboot of this node. Made by \`pifaas lab up\`.
+set -uo pipefail
+cd /
+${USR_IS_PRIVATE}
+exec >>/var/log/pifaas-lab-boot.log 2>&1 </dev/null
+me=$$
+mnt=$(readlink /proc/self/ns/mnt)
+net=$(readlink /proc/self/ns/net)
+if [ "$net" = "$(readlink /proc/1/ns/net)" ] || [ "$mnt" = "$(readlink /proc/1/ns/mnt)" ]; then echo "in this machine's own namespaces; not rebooting"; exit 1; fi
+holder=
+for p in /proc/[0-9]*; do
+  case "$(tr '\\0' ' ' < "$p/cmdline" 2>/dev/null)" in
+    ${shellQuote(`${hw.holderName} `)}*) [ "$(readlink "$p/ns/net")" = "$net" ] && holder=\${p#/proc/} ;;
+  esac
+done
+[ -n "$holder" ] || { echo "the node's namespace holder is not running; not rebooting"; exit 1; }
+node_pids() {
+  local p pid roots=
+  for p in /proc/[0-9]*; do
+    pid=\${p#/proc/}
+    if [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$mnt" ] || [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$net" ]; then roots="$roots $pid"; fi
+  done
+  ps -e -o pid=,ppid= | awk -v roots="$roots" -v me="$me" -v holder="$holder" '
+    { parent[$1] = $2 }
+    END {
+      n = split(roots, r, " "); for (i = 1; i <= n; i++) if (r[i] in parent) node[r[i]] = 1
+      mine[me] = 1
+      do { grew = 0; for (p in parent) {
+        if (!(p in node) && (parent[p] in node)) { node[p] = 1; grew = 1 }
+        if (!(p in mine) && (parent[p] in mine)) { mine[p] = 1; grew = 1 }
+      } } while (grew)
+      for (p in node) if (!(p in mine) && p != holder && p != 1) print p
+    }'
+}
+running() { local p; for p in "$@"; do grep -qs '^State:[[:space:]]*[^Z]' "/proc/$p/status" && echo "$p"; done; }
+echo "$(date -u +%FT%TZ) reboot: stopping every process of $(hostname)"
+sleep 0.5
+pids=$(node_pids)
+kill -TERM $pids 2>/dev/null
+for i in $(seq 1 100); do [ -z "$(running $pids)" ] && break; sleep 0.1; done
+left=$(running $pids); [ -z "$left" ] || kill -KILL $left 2>/dev/null
+sleep 0.2
+left=$(node_pids); [ -z "$left" ] || kill -KILL $left 2>/dev/null
+echo "$(date -u +%FT%TZ) down"
+findmnt -rn -o TARGET | grep '^/var/lib/docker/.' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+umount -l /run && mount -t tmpfs -o mode=0755,size=64m pifaas-lab-run /run && mkdir -p /run/lock /run/sshd
+umount -l /tmp && mount -t tmpfs -o mode=1777,size=512m pifaas-lab-tmp /tmp
+ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -vx -e lo -e eth0 | while read -r l; do ip link del "$l" 2>/dev/null || true; done
+for t in filter nat mangle; do iptables -w -t $t -F 2>/dev/null; iptables -w -t $t -X 2>/dev/null; done
+sleep ${hw.downSeconds}
+/usr/lib/pifaas-lab/kernel-boot || { echo "kernel-boot failed"; exit 1; }
+service ssh start
+if ls /etc/rc2.d/S[0-9][0-9]docker >/dev/null 2>&1 && command -v dockerd >/dev/null; then
+${startDockerScript()}fi
+echo "$(date -u +%FT%TZ) up"
+`;
+}
+
+/** /usr/sbin/reboot on an emulated node: starts the power cycle, detached, and returns (as systemd does). */
+const REBOOT_SHIM = `#!/bin/sh
+# pifaas lab: reboots this lab node (emulated: /usr/lib/pifaas-lab/power-cycle). Made by \`pifaas lab up\`.
+if [ "$(id -u)" != 0 ]; then echo "Call to Reboot failed: Access denied" >&2; exit 1; fi
+setsid -f /usr/lib/pifaas-lab/power-cycle </dev/null >/dev/null 2>&1
+`;
+
+/** /usr/bin/systemctl on an emulated node: `systemctl reboot` reboots it; anything else is the real systemctl. */
+const SYSTEMCTL_SHIM = `#!/bin/bash
+# pifaas lab: \`systemctl reboot\` reboots this lab node (emulated); the rest goes to the real systemctl.
+for a in "$@"; do
+  case "$a" in -*) ;; reboot) exec /usr/sbin/reboot ;; *) break ;; esac
+done
+exec -a "$0" /usr/lib/pifaas-lab/systemctl "$@"
+`;
+
+/**
+ * Makes a node look like hardware pifaas has to handle (run as root inside the node, after
+ * configureNodeScript), only in the node's own mount namespace and /usr overlay (refuses unless
+ * /usr is that overlay): a Pi's device tree (a tmpfs over /sys/firmware with devicetree/base/model;
+ * /proc/device-tree cannot be made, and on a Pi it links there) and boot partition (/boot/firmware
+ * with a one-line cmdline.txt, on a tmpfs over /boot), a kernel whose memory cgroup follows the Pi
+ * rules (kernelBootScript), and `reboot` / `systemctl reboot` replaced by the power cycle.
+ */
+export function emulatedHardwareScript(hw: EmulatedHardware): string {
+  const pi = hw.piModel
+    ? `mount -t tmpfs -o mode=0755,size=1m pifaas-lab-firmware /sys/firmware
+mkdir -p /sys/firmware/devicetree/base
+printf '%s\\0' ${shellQuote(hw.piModel)} > /sys/firmware/devicetree/base/model
+[ -d /boot ] || { echo "this machine has no /boot directory to mount the node's boot partition on" >&2; exit 1; }
+mount -t tmpfs -o mode=0755,size=1m pifaas-lab-boot /boot
+mkdir /boot/firmware
+mount -t tmpfs -o mode=0755,size=64m pifaas-lab-bootfs /boot/firmware
+printf '%s\\n' ${shellQuote(hw.cmdline ?? piCmdline('6c586e13'))} > /boot/firmware/cmdline.txt
+printf '%s\\n' '# pifaas lab: a Raspberry Pi boot partition' 'arm_64bit=1' 'dtparam=audio=on' > /boot/firmware/config.txt
+chmod 0755 /boot/firmware/cmdline.txt /boot/firmware/config.txt
+`
+    : '';
+  const files: [string, string][] = [
+    ['/usr/lib/pifaas-lab/kernel-boot', kernelBootScript(hw)],
+    ['/usr/lib/pifaas-lab/power-cycle', powerCycleScript(hw)],
+    ['/usr/sbin/reboot', REBOOT_SHIM],
+  ];
+  return `set -euo pipefail
+${USR_IS_PRIVATE}
+mkdir -p /usr/lib/pifaas-lab
+${files.map(([f, text]) => `rm -f ${f}\nprintf '%s' ${shellQuote(text)} > ${f}\nchmod 0755 ${f}`).join('\n')}
+if [ -e /usr/bin/systemctl ] && [ ! -e /usr/lib/pifaas-lab/systemctl ]; then
+  cp "$(readlink -f /usr/bin/systemctl)" /usr/lib/pifaas-lab/systemctl
+  rm -f /usr/bin/systemctl
+  printf '%s' ${shellQuote(SYSTEMCTL_SHIM)} > /usr/bin/systemctl
+  chmod 0755 /usr/bin/systemctl
+fi
+${pi}/usr/lib/pifaas-lab/kernel-boot
+`;
+}

@@ -41,6 +41,12 @@ export const labStateSchema = z.object({
   withoutDocker: z.array(z.number().int()).default([]),
   /** apt sources written on those nodes. */
   aptSources: z.string().optional(),
+  /** Nodes (numbers) that look like Raspberry Pis (device tree, boot partition, emulated reboot). */
+  pi: z.array(z.number().int()).default([]),
+  /** Their device-tree model. */
+  piModel: z.string().optional(),
+  /** Nodes (numbers) whose kernel starts without the memory cgroup. */
+  withoutMemoryCgroup: z.array(z.number().int()).default([]),
 });
 
 export type LabState = z.infer<typeof labStateSchema>;

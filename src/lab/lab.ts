@@ -11,7 +11,7 @@ import { LocalOperator } from '../operator/local-operator.js';
 import type { RunResult } from '../operator/operator.js';
 import { shellJoin, shellQuote } from '../operator/shell-quote.js';
 import { UserError } from '../user-error.js';
-import { configureNodeScript, holderScript, removeDockerScript, startDockerScript } from './lab-node-scripts.js';
+import { configureNodeScript, emulatedHardwareScript, holderScript, piCmdline, removeDockerScript, startDockerScript } from './lab-node-scripts.js';
 import { commandLineOf, listProcesses, namespaceOf, processesOf, terminate } from './lab-processes.js';
 import { listLabStates, readLabState, removeLabState, writeLabState, type LabNodeState, type LabState } from './lab-state.js';
 
@@ -19,6 +19,9 @@ export const DEFAULT_LAB_NAME = 'pifaas';
 export const DEFAULT_LAB_SUBNET = '10.99.0.0/24';
 export const DEFAULT_LAB_NODES = 3;
 export const LAB_BASE_DIR = '/var/lib/pifaas/lab';
+export const DEFAULT_PI_MODEL = 'Raspberry Pi 4 Model B Rev 1.4';
+/** How long an emulated reboot keeps a node down (SSH refused). */
+export const LAB_REBOOT_DOWN_SECONDS = 3;
 
 /** Login users on every lab node. */
 export type LabUser = 'pi' | 'root' | 'ops';
@@ -47,6 +50,22 @@ export interface LabUpOptions {
    * the host's on the nodes without Docker: lab nodes have no route out, so apt needs a mirror on the bridge.
    */
   aptSources?: string;
+  /**
+   * Nodes (numbers from 1) that look like Raspberry Pis, in their own mount namespace only: a device
+   * tree naming piModel (/sys/firmware/devicetree/base/model), a boot partition with a one-line
+   * /boot/firmware/cmdline.txt, a kernel that enables the memory cgroup when cmdline.txt says
+   * cgroup_enable=memory, and `reboot` / `systemctl reboot` emulated (every process of the node
+   * stops, SSH is refused for a few seconds, then the node boots: sshd and dockerd start again).
+   */
+  pi?: number[];
+  /** Device-tree model of the pi nodes. Default "Raspberry Pi 4 Model B Rev 1.4". */
+  piModel?: string;
+  /**
+   * Nodes whose kernel starts without the memory cgroup (as a Pi kernel does unless cmdline.txt
+   * enables it): /sys/fs/cgroup/cgroup.controllers (cgroup v2) or /proc/cgroups (v1) say so in the
+   * node's own mount namespace. These nodes get the emulated reboot too.
+   */
+  withoutMemoryCgroup?: number[];
   /** The inventory's ansible_user: pi (sudo with a password, default), root, or ops (passwordless sudo). */
   user?: LabUser;
   /** Progress messages (one line each). */
@@ -80,6 +99,11 @@ export interface Lab {
   piPassword: string;
   /** Nodes (numbers) made without Docker Engine. */
   withoutDocker: number[];
+  /** Nodes (numbers) that look like Raspberry Pis, and their model. */
+  pi: number[];
+  piModel: string;
+  /** Nodes (numbers) whose kernel starts without the memory cgroup. */
+  withoutMemoryCgroup: number[];
 }
 
 export interface LabDownResult {
@@ -204,6 +228,9 @@ async function labFromState(state: LabState): Promise<Lab> {
     user: state.user as LabUser,
     piPassword,
     withoutDocker: state.withoutDocker,
+    pi: state.pi,
+    piModel: state.piModel ?? DEFAULT_PI_MODEL,
+    withoutMemoryCgroup: state.withoutMemoryCgroup,
   };
 }
 
@@ -256,6 +283,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   const docker = options.docker ?? true;
   const withoutDocker = [...new Set(options.withoutDocker ?? [])].sort((a, b) => a - b);
   const aptSources = options.aptSources?.trim() || undefined;
+  const pi = [...new Set(options.pi ?? [])].sort((a, b) => a - b);
+  const piModel = options.piModel?.trim() || DEFAULT_PI_MODEL;
+  const withoutMemoryCgroup = [...new Set(options.withoutMemoryCgroup ?? [])].sort((a, b) => a - b);
   const user = options.user ?? 'pi';
   const progress = options.onProgress ?? (() => {});
   if (!NAME_RE.test(name)) {
@@ -266,6 +296,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   for (const n of withoutDocker) {
     if (!Number.isInteger(n) || n < 1 || n > nodeCount) throw new UserError(`--without-docker ${n}: not a node of this lab (nodes are 1 to ${nodeCount})`);
   }
+  for (const [flag, list] of [['--pi', pi], ['--without-memory-cgroup', withoutMemoryCgroup]] as const) {
+    for (const n of list) if (!Number.isInteger(n) || n < 1 || n > nodeCount) throw new UserError(`${flag} ${n}: not a node of this lab (nodes are 1 to ${nodeCount})`);
+  }
+  if (!/^[\x20-\x7e]{1,100}$/.test(piModel)) throw new UserError(`--pi-model "${piModel}": give a model name of printable characters, e.g. "${DEFAULT_PI_MODEL}"`);
   const subnet = parseSubnet(subnetText, nodeCount);
   const dir = path.resolve(options.dir ?? path.join(LAB_BASE_DIR, name));
   await checkLabPrerequisites();
@@ -280,7 +314,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       existing.docker === docker &&
       existing.user === user &&
       existing.withoutDocker.join(',') === withoutDocker.join(',') &&
-      existing.aptSources === aptSources;
+      existing.aptSources === aptSources &&
+      existing.pi.join(',') === pi.join(',') &&
+      (existing.piModel ?? DEFAULT_PI_MODEL) === piModel &&
+      existing.withoutMemoryCgroup.join(',') === withoutMemoryCgroup.join(',');
     const alive = (await Promise.all(existing.nodes.map((n) => holderAlive(name, n)))).every(Boolean);
     if (same && alive) {
       progress(`lab ${name} is already up; checking sshd${docker ? ' and dockerd' : ''} on every node`);
@@ -334,6 +371,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     user,
     withoutDocker,
     ...(aptSources ? { aptSources } : {}),
+    pi,
+    piModel,
+    withoutMemoryCgroup,
   };
   // Recorded before anything is made, so `lab down` can clean up after a crash at any point.
   await writeLabState(state);
@@ -370,11 +410,15 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
         const nodeDir = path.join(paths.nodesDir, node.name);
         await rm(nodeDir, { recursive: true, force: true });
         const dockerless = withoutDocker.includes(node.index);
-        for (const sub of ['upper/etc', 'upper/var', 'work/etc', 'work/var', 'docker', 'home', 'root', ...(dockerless ? ['upper/usr', 'work/usr'] : [])]) {
+        const isPi = pi.includes(node.index);
+        // Emulated hardware (a Pi, a kernel without the memory cgroup) needs the node's own /usr too (the reboot shims).
+        const emulated = isPi || withoutMemoryCgroup.includes(node.index);
+        const privateUsr = dockerless || emulated;
+        for (const sub of ['upper/etc', 'upper/var', 'work/etc', 'work/var', 'docker', 'home', 'root', ...(privateUsr ? ['upper/usr', 'work/usr'] : [])]) {
           await mkdir(path.join(nodeDir, sub), { recursive: true, mode: 0o755 });
         }
         const holderPid = await startHolder(
-          holderScript({ nodeDir, hostname: node.name, holderName: holderName(name, node.index), privateUsr: dockerless }),
+          holderScript({ nodeDir, hostname: node.name, holderName: holderName(name, node.index), privateUsr }),
           node.name,
         );
         const veth = `${name}-v${node.index}`;
@@ -410,6 +454,20 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
           progress(`${node.name}: removing Docker Engine from the node's own /usr, /etc and /var`);
           await nodeSh(holderPid, removeDockerScript({ aptSources }), { timeoutMs: 120_000 });
         }
+        if (emulated) {
+          progress(`${node.name}: ${isPi ? `${piModel} device tree and boot partition, ` : ''}emulated kernel and reboot`);
+          await nodeSh(
+            holderPid,
+            emulatedHardwareScript({
+              holderName: holderName(name, node.index),
+              piModel: isPi ? piModel : undefined,
+              cmdline: isPi ? piCmdline(randomBytes(4).toString('hex')) : undefined,
+              memoryCgroup: !withoutMemoryCgroup.includes(node.index),
+              downSeconds: LAB_REBOOT_DOWN_SECONDS,
+            }),
+            { timeoutMs: 60_000 },
+          );
+        }
         const key = r.stdout.trim().split('\n').at(-1) ?? '';
         return `${node.address} ${key.split(' ').slice(0, 2).join(' ')}`;
       }),
@@ -428,6 +486,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       user,
       piPassword,
       withoutDocker,
+      pi,
+      piModel,
+      withoutMemoryCgroup,
     };
     await writeLabInventory(lab, paths.inventoryFile, { user });
     await saving;

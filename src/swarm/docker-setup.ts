@@ -165,27 +165,47 @@ export function addCgroupFlags(cmdline: string): string {
   return `${words.join(' ')}\n`;
 }
 
+export interface MemoryCgroupOutcome {
+  /** 'ok': enabled; 'warning': not enabled and not fixed here (message says why and what to do); 'rebooting': a reboot was started. */
+  result: 'ok' | 'rebooting' | 'warning';
+  message?: string;
+  /** With 'rebooting': the flags were added to cmdline.txt now (false: it had them, the node just had not booted with them). */
+  wroteFlags?: boolean;
+}
+
 /**
  * The memory cgroup is needed for container memory limits. On a Pi the fix is two kernel flags in
- * cmdline.txt and a reboot; elsewhere the user has to fix the kernel command line themselves.
- * Returns 'ok', 'rebooting' (flags written, reboot started) or a warning.
+ * cmdline.txt and a reboot, done only when asked (fix); without it the node gets a warning that
+ * says how, and is provisioned anyway. Elsewhere the user has to fix the kernel command line.
+ * The caller waits for the node after 'rebooting' (the boot id changes).
  */
-export async function ensureMemoryCgroup(op: Operator, facts: NodeFacts, fix: boolean): Promise<{ result: 'ok' | 'rebooting' | 'warning'; message?: string }> {
+export async function ensureMemoryCgroup(op: Operator, facts: NodeFacts, fix: boolean): Promise<MemoryCgroupOutcome> {
   if (facts.memoryCgroup) return { result: 'ok' };
   if (!facts.piModel || !facts.cmdlineFile) {
     return { result: 'warning', message: `${op.name}: the memory cgroup is not enabled; container memory limits will not apply (enable it on the kernel command line)` };
   }
   if (!fix) {
+    return {
+      result: 'warning',
+      message: `${op.name}: the memory cgroup is not enabled on this ${facts.piModel}, so container memory limits will not apply; re-run with --fix-cgroups (or set pifaas_fix_cgroups: true) to add ${CGROUP_FLAGS.join(' ')} to ${facts.cmdlineFile} and reboot the node`,
+    };
+  }
+  const raw = await op.readFile(facts.cmdlineFile, { sudo: true });
+  if (raw === undefined) throw new UserError(`${op.name}: ${facts.cmdlineFile} disappeared while provisioning`, 'check the boot partition of the node and re-run');
+  const current = raw.toString('utf8');
+  const next = addCgroupFlags(current);
+  const wroteFlags = next.trim() !== current.trim();
+  if (!wroteFlags && facts.bootedWithMemoryCgroupFlag) {
+    // Rebooting again would change nothing (and would on every run).
     throw new UserError(
-      `${op.name}: the memory cgroup is not enabled on this ${facts.piModel} (needed for container memory limits)`,
-      `re-run with --fix-cgroups (or set pifaas_fix_cgroups: true) to add ${CGROUP_FLAGS.join(' ')} to ${facts.cmdlineFile} and reboot the node`,
+      `${op.name}: the kernel was booted with cgroup_enable=memory (from ${facts.cmdlineFile}) and the memory cgroup is still not enabled`,
+      `this kernel lacks the memory cgroup, or something on its command line disables it again (cgroup_disable=memory); check ${facts.cmdlineFile} and the kernel, then re-run`,
     );
   }
-  const current = (await op.readFile(facts.cmdlineFile, { sudo: true }))?.toString('utf8') ?? '';
-  const next = addCgroupFlags(current);
   // 0755: on the FAT boot partition (mounted with the default fmask 0022) every file is 0755 and
   // vfat refuses a chmod to any mode it cannot store, such as 0644.
-  if (next.trim() !== current.trim()) await op.writeFile(facts.cmdlineFile, next, { sudo: true, mode: 0o755 });
-  await op.run('nohup sh -c "sleep 1; (systemctl reboot || reboot)" >/dev/null 2>&1 &', { sudo: true });
-  return { result: 'rebooting' };
+  if (wroteFlags) await op.writeFile(facts.cmdlineFile, next, { sudo: true, mode: 0o755 });
+  // Detached and off the SSH channel: the command returns at once and the session ends with the node.
+  await op.run('nohup sh -c "sleep 1; systemctl reboot || reboot" </dev/null >/dev/null 2>&1 &', { sudo: true });
+  return { result: 'rebooting', wroteFlags };
 }

@@ -10,7 +10,7 @@ export const nodeFactsSchema = z.object({
   osName: z.string(),
   /** uname -m: armv7l, aarch64, x86_64 ... */
   arch: z.string(),
-  /** /proc/device-tree/model when it names a Raspberry Pi, else undefined. */
+  /** The device-tree model (/proc/device-tree/model, or /sys/firmware/devicetree/base/model it links to) when it names a Raspberry Pi. */
   piModel: z.string().optional(),
   memoryMb: z.number(),
   /** systemd is PID 1 (else Debian's `service` and init scripts are used). */
@@ -31,6 +31,10 @@ export const nodeFactsSchema = z.object({
   primaryAddress: z.string().optional(),
   /** Pi boot command line file, when present. */
   cmdlineFile: z.string().optional(),
+  /** The running kernel was booted with cgroup_enable=memory (/proc/cmdline): a reboot would not enable the memory cgroup. */
+  bootedWithMemoryCgroupFlag: z.boolean(),
+  /** /proc/sys/kernel/random/boot_id: changes with every boot (a reboot is seen as done when it does). */
+  bootId: z.string().optional(),
 });
 
 export type NodeFacts = z.infer<typeof nodeFactsSchema>;
@@ -42,7 +46,9 @@ echo "osId=\${ID:-unknown}"
 echo "osVersion=\${VERSION_ID:-}"
 echo "osName=\${PRETTY_NAME:-unknown}"
 echo "arch=$(uname -m)"
-if [ -r /proc/device-tree/model ]; then echo "model=$(tr -d '\\0' < /proc/device-tree/model)"; fi
+for f in /proc/device-tree/model /sys/firmware/devicetree/base/model; do
+  if [ -r "$f" ]; then echo "model=$(tr -d '\\0' < "$f")"; break; fi
+done
 echo "memKb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 if command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || [ -x /usr/bin/dockerd ]; then
@@ -61,6 +67,8 @@ if id -nG | tr ' ' '\\n' | grep -qx docker; then echo sessionDocker=1; else echo
 if getent group docker | cut -d: -f4 | tr ',' '\\n' | grep -qx "$(id -un)"; then echo userDocker=1; else echo userDocker=0; fi
 echo "primaryAddress=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p' | head -n1)"
 for f in /boot/firmware/cmdline.txt /boot/cmdline.txt; do if [ -f "$f" ]; then echo "cmdlineFile=$f"; break; fi; done
+if tr ' ' '\\n' < /proc/cmdline 2>/dev/null | grep -qx cgroup_enable=memory; then echo bootedWithMemoryFlag=1; else echo bootedWithMemoryFlag=0; fi
+echo "bootId=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
 `;
 
 /** Reads a node's facts (no sudo needed). */
@@ -89,5 +97,7 @@ export async function gatherFacts(op: Operator): Promise<NodeFacts> {
     userInDockerGroup: kv.get('userDocker') === '1',
     primaryAddress: kv.get('primaryAddress') || undefined,
     cmdlineFile: kv.get('cmdlineFile') || undefined,
+    bootedWithMemoryCgroupFlag: kv.get('bootedWithMemoryFlag') === '1',
+    bootId: kv.get('bootId') || undefined,
   });
 }

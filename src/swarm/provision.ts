@@ -6,10 +6,21 @@ import type Docker from 'dockerode';
 import { Listr, type ListrTask } from 'listr2';
 import type { Inventory, InventoryHost } from '../inventory/inventory.js';
 import { dockerFor } from '../operator/docker-client.js';
-import type { Operator } from '../operator/operator.js';
+import { CommandFailedError, type Operator } from '../operator/operator.js';
 import type { InventoryConnector } from '../ssh/inventory-connect.js';
+import { ConnectFailedError } from '../ssh/ssh-connection.js';
 import { isUserError, UserError } from '../user-error.js';
-import { enableAndStartDocker, ensureDaemonConfig, ensureDockerGroup, ensureMemoryCgroup, installDocker, restartDocker, type DockerInstallMethod } from './docker-setup.js';
+import {
+  CGROUP_FLAGS,
+  dockerRunning,
+  enableAndStartDocker,
+  ensureDaemonConfig,
+  ensureDockerGroup,
+  ensureMemoryCgroup,
+  installDocker,
+  restartDocker,
+  type DockerInstallMethod,
+} from './docker-setup.js';
 import { gatherFacts, type NodeFacts } from './node-facts.js';
 import { formSwarm, type StrangerNode, type SwarmMember } from './swarm-cluster.js';
 
@@ -109,6 +120,50 @@ function isIPv4(s: string): boolean {
   return /^\d+\.\d+\.\d+\.\d+$/.test(s);
 }
 
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+
+/**
+ * Waits for a node that was told to reboot: reconnects (retrying while it is down) until the boot id
+ * differs from the one before, so a node that has not gone down yet is not mistaken for one that is
+ * back. Returns the facts of the new boot.
+ */
+async function waitForReboot(name: string, op: Operator, bootIdBefore: string | undefined, timeoutMs: number, check: () => void): Promise<NodeFacts> {
+  const deadline = Date.now() + timeoutMs;
+  const gaveUp = (cause?: unknown) =>
+    new UserError(
+      `${name}: did not come back within ${Math.round(timeoutMs / 1000)} s of the reboot${cause instanceof Error ? ` (${cause.message.split('\n')[0]})` : ''}`,
+      'check the node (power, network, sshd); a re-run carries on from here',
+    );
+  // Without a boot id (not Linux?) the only sign is time: give it a while to go down.
+  await sleep(bootIdBefore ? 2000 : 10_000);
+  for (;;) {
+    check();
+    try {
+      await op.reconnect({ retryForMs: Math.max(0, deadline - Date.now()) });
+      const facts = await gatherFacts(op);
+      if (!bootIdBefore || (facts.bootId && facts.bootId !== bootIdBefore)) return facts;
+    } catch (e) {
+      // Not back yet, or reached just before it went down (the command died with it): keep waiting.
+      // Anything else (a changed host key, refused credentials) is an answer, not a delay.
+      const waiting = e instanceof ConnectFailedError || e instanceof CommandFailedError || !isUserError(e) || /cannot start a command over SSH/.test(e.message);
+      if (!waiting) throw e;
+      if (Date.now() >= deadline) throw gaveUp(e);
+    }
+    if (Date.now() >= deadline) throw gaveUp();
+    await sleep(1000); // still the old boot: not down yet
+  }
+}
+
+/** After a boot: waits for dockerd (started at boot, maybe after sshd); starts it if it does not come up. */
+async function waitForDockerAfterBoot(op: Operator, facts: NodeFacts): Promise<string[]> {
+  const deadline = Date.now() + 60_000;
+  while (!(await dockerRunning(op))) {
+    if (Date.now() >= deadline) return enableAndStartDocker(op, facts);
+    await sleep(1000);
+  }
+  return [];
+}
+
 function nodeSteps(n: NodeState, options: ProvisionOptions): ListrTask[] {
   const { host, summary } = n;
   const op = () => n.operator as Operator;
@@ -191,13 +246,16 @@ function nodeSteps(n: NodeState, options: ProvisionOptions): ListrTask[] {
           return;
         }
         if (r.result === 'rebooting') {
-          summary.changes.push('added cgroup_enable=memory cgroup_memory=1 to cmdline.txt and rebooted');
-          t.output = 'rebooting; waiting for the node to come back';
-          await new Promise((res) => setTimeout(res, 10_000));
-          await op().reconnect({ retryForMs: options.rebootWaitMs ?? 5 * 60_000 });
-          n.facts = await gatherFacts(op());
+          const file = (n.facts as NodeFacts).cmdlineFile ?? 'cmdline.txt';
+          const waitMs = options.rebootWaitMs ?? 5 * 60_000;
+          t.output = `${r.wroteFlags ? `added ${CGROUP_FLAGS.join(' ')} to ${file}; ` : ''}rebooting, waiting up to ${Math.round(waitMs / 1000)} s for the node to come back`;
+          n.facts = await waitForReboot(host.name, op(), (n.facts as NodeFacts).bootId, waitMs, check);
           summary.facts = n.facts;
-          if (!n.facts.memoryCgroup) throw new UserError(`${host.name}: the memory cgroup is still not enabled after the reboot`, `check ${n.facts.cmdlineFile ?? 'cmdline.txt'} on the node`);
+          summary.changes.push(r.wroteFlags ? `added ${CGROUP_FLAGS.join(' ')} to ${file} and rebooted` : `rebooted to enable the memory cgroup (${file} already had ${CGROUP_FLAGS.join(' ')})`);
+          if (!n.facts.memoryCgroup) throw new UserError(`${host.name}: the memory cgroup is still not enabled after the reboot`, `check ${file} on the node (it should have ${CGROUP_FLAGS.join(' ')}) and the kernel`);
+          // dockerd starts at boot, maybe after sshd: wait for it (start it if it is not enabled at boot).
+          t.output = 'back up; waiting for dockerd';
+          summary.changes.push(...(await waitForDockerAfterBoot(op(), n.facts)));
         }
         t.title = 'memory cgroup enabled';
       },
