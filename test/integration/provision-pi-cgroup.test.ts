@@ -20,6 +20,7 @@ const FLAGS = 'cgroup_enable=memory cgroup_memory=1';
 let dir: string;
 let lab: Lab;
 let cmdlineBefore: string;
+const ignored = '# the firmware reads only the first line';
 
 const pi = (script: string) => labNodeExec(LAB, 't3c-2', script, { timeoutMs: 60_000 }).then((r) => r.stdout);
 const plain = (script: string) => labNodeExec(LAB, 't3c-1', script, { timeoutMs: 60_000 }).then((r) => r.stdout);
@@ -63,6 +64,11 @@ describe('pifaas provision and the memory cgroup on a Raspberry Pi (lab node wit
     // `reboot` as a non-root user is refused, as on a real host.
     expect((await labNodeExec(LAB, 't3c-2', 'runuser -u pi -- reboot', { check: false })).stderr).toContain('Access denied');
     expect(await hostView()).toBe(hostBefore);
+    await expect(labUp({ name: 't3cx', nodes: 2, subnet: '10.97.1.0/24', dir, pi: [3] })).rejects.toThrow('--pi 3: not a node of this lab (nodes are 1 to 2)');
+    const help = await runCli(['lab', 'up', '--help']);
+    expect(help.stdout).toMatch(/--pi <nodes> +node numbers/);
+    expect(help.stdout).toContain('--without-memory-cgroup <nodes>');
+    expect(help.stdout).toContain('pifaas lab up --nodes 2 --pi 2 --without-memory-cgroup 2');
   });
 
   it('without --fix-cgroups: a warning naming the Pi and --fix-cgroups, the node is provisioned, cmdline.txt unchanged, no reboot', async () => {
@@ -82,6 +88,8 @@ describe('pifaas provision and the memory cgroup on a Raspberry Pi (lab node wit
   });
 
   it('with --fix-cgroups: the flags go into cmdline.txt once, the Pi reboots, provision waits for it and finishes', async () => {
+    // A second line: the firmware ignores it, and pifaas must not join it into the first.
+    await pi(`echo '${ignored}' >> /boot/firmware/cmdline.txt`);
     const piBefore = await bootState(pi);
     const plainBefore = await bootState(plain);
     const { code, result } = await provisionJson('--fix-cgroups');
@@ -98,7 +106,7 @@ describe('pifaas provision and the memory cgroup on a Raspberry Pi (lab node wit
     expect(other?.warnings[0]).toMatch(/^t3c-1: the memory cgroup is not enabled;/);
     expect(await bootState(plain)).toEqual(plainBefore);
 
-    expect(await pi('cat /boot/firmware/cmdline.txt')).toBe(`${cmdlineBefore.trim()} ${FLAGS}\n`);
+    expect(await pi('cat /boot/firmware/cmdline.txt')).toBe(`${cmdlineBefore.trim()} ${FLAGS}\n${ignored}\n`);
     const after = await bootState(pi);
     expect(after[0]).not.toBe(piBefore[0]); // a new sshd
     expect(after[1]).not.toBe(piBefore[1]); // a new dockerd
@@ -125,7 +133,26 @@ describe('pifaas provision and the memory cgroup on a Raspberry Pi (lab node wit
       ['t3c-2', 'unchanged', []],
     ]);
     expect(await bootState(pi)).toEqual(before);
-    expect(await pi('cat /boot/firmware/cmdline.txt')).toBe(`${cmdlineBefore.trim()} ${FLAGS}\n`);
+    expect(await pi('cat /boot/firmware/cmdline.txt')).toBe(`${cmdlineBefore.trim()} ${FLAGS}\n${ignored}\n`);
     expect(await hostView()).toBe(hostBefore);
+  });
+
+  it('a kernel that was booted with the flags and still lacks the memory cgroup is an error, not a reboot loop', async () => {
+    // Something later on the command line disables it again; the node is rebooted by hand.
+    await pi(`sed -i '1s/$/ cgroup_disable=memory/' /boot/firmware/cmdline.txt && systemctl reboot`);
+    for (let i = 0; i < 60 && !/boot 3: memory cgroup off;.*\n(.*\n)*.*up\n$/.test(await pi('cat /var/log/pifaas-lab-boot.log').catch(() => '')); i++) {
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const before = await bootState(pi);
+    expect(before[2]).toBe('3');
+    const { code, result } = await provisionJson('--fix-cgroups');
+    expect(code).toBe(1);
+    const node = result.nodes.find((n) => n.name === 't3c-2');
+    expect(node?.status).toBe('failed');
+    expect(node?.error?.message).toBe('t3c-2: the kernel was booted with cgroup_enable=memory (from /boot/firmware/cmdline.txt) and the memory cgroup is still not enabled');
+    expect(node?.error?.hint).toContain('cgroup_disable=memory');
+    expect(result.nodes.find((n) => n.name === 't3c-1')?.status).toBe('unchanged');
+    expect(await bootState(pi)).toEqual(before);
+    expect(await pi('cat /boot/firmware/cmdline.txt')).toBe(`${cmdlineBefore.trim()} ${FLAGS} cgroup_disable=memory\n${ignored}\n`);
   });
 });
