@@ -222,7 +222,10 @@ export interface EmulatedHardware {
   downSeconds: number;
 }
 
-const USR_IS_PRIVATE = `[ "$(findmnt -n -o SOURCE --mountpoint /usr)" = pifaas-lab-usr ] || { echo "/usr is not this lab node's private overlay; refusing" >&2; exit 1; }`;
+/** Refuses (exit 1) unless /usr, /etc and /var are this lab node's own overlays: never on this machine. */
+const USR_IS_PRIVATE = `for m in usr etc var; do
+  [ "$(findmnt -n -o SOURCE --mountpoint /$m)" = pifaas-lab-$m ] || { echo "/$m is not this lab node's private overlay; refusing" >&2; exit 1; }
+done`;
 
 /**
  * What the node's kernel shows after a boot, by a Raspberry Pi kernel's rules: the memory cgroup is

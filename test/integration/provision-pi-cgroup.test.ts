@@ -4,7 +4,7 @@
 // node stops, SSH is refused for a few seconds, then sshd and dockerd start again); node 1 is a
 // plain Linux box without the memory cgroup. All of it lives in the nodes' own mount namespaces
 // and /usr overlays: this machine's /boot, /sys/firmware, /proc and reboot are never touched.
-import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,8 +34,11 @@ async function provisionJson(...flags: string[]): Promise<{ code: number; result
   return { code: r.code, result: JSON.parse(r.stdout) as ProvisionResult };
 }
 
+/** This machine's own view: its /boot, /sys/firmware, reboot, memory cgroup, command line and boot. */
 async function hostView(): Promise<string> {
-  return JSON.stringify([await readdir('/boot'), await readdir('/sys/firmware'), await readlink('/usr/sbin/reboot')]);
+  const proc = await Promise.all(['/proc/cmdline', '/proc/sys/kernel/random/boot_id', '/proc/cgroups'].map((f) => readFile(f, 'utf8')));
+  const memory = /^memory\t.*\t(\d)$/m.exec(proc[2] ?? '')?.[1];
+  return JSON.stringify([await readdir('/boot'), await readdir('/sys/firmware'), await readlink('/usr/sbin/reboot'), proc[0], proc[1], memory]);
 }
 let hostBefore: string;
 
