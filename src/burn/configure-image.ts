@@ -59,7 +59,7 @@ export async function configureImage(path: string, cfg: FirstBootConfig, forced?
     if (plan.rootFiles.length && !detection.facts.hasNetworkManager) {
       warnings.push('the image has no NetworkManager; the static address keyfile will be ignored');
     }
-    const cmdline = setKernelParams(oldCmdline.split('\n')[0] ?? '', pifaasKernelParams(cfg.wifiCountry));
+    const cmdline = setKernelParams(oldCmdline, pifaasKernelParams(cfg.wifiCountry));
 
     for (const f of plan.bootFiles) await boot.writeFile(f.name, f.content);
     await boot.writeFile('cmdline.txt', cmdline);

@@ -2,7 +2,7 @@
 // Each step here checks first and changes only what differs (so a second run reports
 // "unchanged"): install when absent, daemon.json merged with what the user has, a restart only
 // when that file changed, the SSH user in the docker group, and the memory cgroup on a Pi.
-import { CGROUP_FLAGS } from '../burn/cmdline.js';
+import { addCgroupFlags, CGROUP_FLAGS } from '../burn/cmdline.js';
 import { UserError } from '../user-error.js';
 import type { Operator } from '../operator/operator.js';
 import { shellQuote } from '../operator/shell-quote.js';
@@ -155,19 +155,6 @@ export async function ensureDockerGroup(op: Operator, facts: NodeFacts): Promise
   if (facts.user === 'root' || facts.userInDockerGroup) return false;
   await op.run(`getent group docker >/dev/null || groupadd docker; usermod -aG docker ${shellQuote(facts.user)}`, { sudo: true });
   return true;
-}
-
-export { CGROUP_FLAGS };
-
-/**
- * Adds the memory cgroup flags to the first line of a Pi's cmdline.txt (unchanged if there). The
- * firmware reads only that line: any others are kept as they are, never joined into it.
- */
-export function addCgroupFlags(cmdline: string): string {
-  const [first = '', ...rest] = cmdline.split('\n');
-  const words = first.trim().split(/\s+/).filter(Boolean);
-  for (const flag of CGROUP_FLAGS) if (!words.includes(flag)) words.push(flag);
-  return `${words.join(' ')}\n${rest.join('\n')}`;
 }
 
 export interface MemoryCgroupOutcome {

@@ -10,8 +10,8 @@ import { CommandFailedError, type Operator } from '../operator/operator.js';
 import type { InventoryConnector } from '../ssh/inventory-connect.js';
 import { ConnectFailedError } from '../ssh/ssh-connection.js';
 import { isUserError, UserError } from '../user-error.js';
+import { CGROUP_FLAGS } from '../burn/cmdline.js';
 import {
-  CGROUP_FLAGS,
   dockerRunning,
   enableAndStartDocker,
   ensureDaemonConfig,

@@ -1,7 +1,7 @@
 // Small pure pieces of the first-boot formats: the WPA PSK derivation (IEEE 802.11i test vector),
 // kernel command line editing, TOML string quoting.
 import { describe, expect, it } from 'vitest';
-import { setKernelParams, pifaasKernelParams } from '../../src/burn/cmdline.js';
+import { addCgroupFlags, pifaasKernelParams, setKernelParams } from '../../src/burn/cmdline.js';
 import { tomlString, wpaPsk } from '../../src/burn/first-boot.js';
 
 describe('first-boot pieces', () => {
@@ -10,11 +10,21 @@ describe('first-boot pieces', () => {
     expect(wpaPsk('x', 'A'.repeat(64))).toBe('a'.repeat(64));
   });
 
-  it('sets kernel parameters once, on one line, replacing old values and duplicates', () => {
+  it('sets kernel parameters once, on the first line, replacing old values and duplicates, keeping other lines', () => {
     const params = pifaasKernelParams('DE');
     const once = setKernelParams('console=tty1 root=PARTUUID=1-02 rootwait cfg80211.ieee80211_regdom=GB cgroup_memory=0 cgroup_memory=1\n\nsecond line', params);
-    expect(once).toBe('console=tty1 root=PARTUUID=1-02 rootwait cfg80211.ieee80211_regdom=DE cgroup_memory=1 cgroup_enable=memory\n');
+    expect(once).toBe('console=tty1 root=PARTUUID=1-02 rootwait cfg80211.ieee80211_regdom=DE cgroup_memory=1 cgroup_enable=memory\n\nsecond line');
     expect(setKernelParams(once, params)).toBe(once);
+  });
+
+  it("adds the memory cgroup flags to a Pi's cmdline.txt beside other cgroup_enable values, dropping cgroup_disable=memory", () => {
+    const line = 'console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n';
+    const fixed = addCgroupFlags(line);
+    expect(fixed).toBe('console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait cgroup_enable=memory cgroup_memory=1\n');
+    expect(addCgroupFlags(fixed)).toBe(fixed);
+    expect(addCgroupFlags('root=/dev/mmcblk0p2 cgroup_enable=cpuset cgroup_disable=memory cgroup_enable=memory quiet')).toBe(
+      'root=/dev/mmcblk0p2 cgroup_enable=cpuset cgroup_enable=memory quiet cgroup_memory=1\n',
+    );
   });
 
   it('quotes TOML strings', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addCgroupFlags, mergeDaemonConfig, MIN_API_VERSION } from '../../src/swarm/docker-setup.js';
+import { mergeDaemonConfig, MIN_API_VERSION } from '../../src/swarm/docker-setup.js';
 import { desiredLabels } from '../../src/swarm/swarm-cluster.js';
 
 describe('daemon.json merge', () => {
@@ -25,15 +25,6 @@ describe('daemon.json merge', () => {
     expect(mergeDaemonConfig({}, '29.0.1')['min-api-version']).toBe(MIN_API_VERSION);
     expect(mergeDaemonConfig({}, '28.5.2')['min-api-version']).toBeUndefined();
     expect(mergeDaemonConfig({ 'min-api-version': '1.30' }, '29.1.0')['min-api-version']).toBe('1.30');
-  });
-});
-
-describe("a Pi's cmdline.txt", () => {
-  it('gets the memory cgroup flags appended once, on one line', () => {
-    const line = 'console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n';
-    const fixed = addCgroupFlags(line);
-    expect(fixed).toBe('console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait cgroup_enable=memory cgroup_memory=1\n');
-    expect(addCgroupFlags(fixed)).toBe(fixed);
   });
 });
 
