@@ -4,6 +4,7 @@
 // here, fused with the normalisation (cheaper than libvips' upsizing path; the same pixels). Untrusted input is checked first: only real photo formats, a pixel
 // limit against decompression bombs, and clear errors for corrupt or truncated files.
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { enlargeRgbPlanes, WEIGHT_BITS } from './enlarge-wasm.js';
 import { FunctionError } from './function-error.js';
 import type { Preprocessing } from './model-catalog.js';
 
@@ -122,7 +123,7 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
   // A plain Uint8Array view, not the Buffer subclass: keeps the pixel loops monomorphic (faster).
   const px = new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength);
   let data: Float32Array;
-  if (enlargeHere && channels === 3 && pre.layout === 'NCHW') data = enlargeRgbToNchw(px, rawW, rawH, outW, outH, pre);
+  if (enlargeHere && channels === 3 && pre.layout === 'NCHW' && rawW * 3 < 1 << 19) data = enlargeRgbToNchw(px, rawW, rawH, outW, outH, pre);
   else data = pixelsToTensor(enlargeHere ? resizeBilinear(px, rawW, rawH, channels, outW, outH) : px, outW, outH, channels, pre);
   const dims = pre.layout === 'NCHW' ? [1, channels, outH, outW] : [1, outW * outH * channels];
   return { data, dims, decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
@@ -182,7 +183,6 @@ function channelTables(pre: Preprocessing, channels: number): Float32Array[] {
 }
 
 /** Bilinear weights in fixed point: 11 bits per axis, so that the products stay within 31 bits. */
-const WEIGHT_BITS = 11;
 const WEIGHT_ONE = 1 << WEIGHT_BITS;
 
 /** Source offsets and weights of bilinear enlargement along one axis, with libvips' geometry (see resizeBilinear). */
@@ -209,31 +209,22 @@ function lerp2(px: Uint8Array, a0: number, b0: number, a1: number, b1: number, f
 }
 
 /**
- * resizeBilinear then pixelsToTensor for the common case (RGB, NCHW), fused into one pass over the
- * output: the same values without the intermediate image.
+ * resizeBilinear then pixelsToTensor for the common case (RGB, NCHW), fused: the same values without
+ * the intermediate image, computed by the WebAssembly kernel (enlarge-wasm.ts): each source row used is
+ * interpolated horizontally once, then each output row mixes its two rows and writes the three planes.
  */
 export function enlargeRgbToNchw(px: Uint8Array, w: number, h: number, outW: number, outH: number, pre: Preprocessing): Float32Array {
-  const [l0, l1, l2] = channelTables(pre, 3) as [Float32Array, Float32Array, Float32Array];
-  const hw = outW * outH;
-  const out = new Float32Array(hw * 3);
-  const { i0: x0, i1: x1, f: fx } = bilinearAxis(w, outW, 3);
-  const ys = bilinearAxis(h, outH, w * 3);
-  let o = 0;
-  for (let y = 0; y < outH; y++) {
-    const r0 = ys.i0[y] as number;
-    const r1 = ys.i1[y] as number;
-    const fy = ys.f[y] as number;
-    for (let x = 0; x < outW; x++, o++) {
-      const a0 = r0 + (x0[x] as number);
-      const b0 = r0 + (x1[x] as number);
-      const a1 = r1 + (x0[x] as number);
-      const b1 = r1 + (x1[x] as number);
-      const f = fx[x] as number;
-      out[o] = l0[lerp2(px, a0, b0, a1, b1, f, fy)] as number;
-      out[hw + o] = l1[lerp2(px, a0 + 1, b0 + 1, a1 + 1, b1 + 1, f, fy)] as number;
-      out[2 * hw + o] = l2[lerp2(px, a0 + 2, b0 + 2, a1 + 2, b1 + 2, f, fy)] as number;
-    }
+  const out = new Float32Array(outW * outH * 3);
+  // Per output column: the left source pixel's byte offset << 12 | the right one's weight. The last
+  // column's pixel is taken as the right one of its left neighbour (weight one): the same value, and
+  // the right pixel is then always 3 bytes after the left one (a 1-pixel-wide row gets weight 0).
+  const { i0, f } = bilinearAxis(w, outW, 3);
+  const xt = new Int32Array(outW);
+  for (let x = 0; x < outW; x++) {
+    const atEnd = w > 1 && i0[x] === (w - 1) * 3;
+    xt[x] = (atEnd ? (w - 2) * 3 : (i0[x] as number)) * 4096 + (atEnd ? WEIGHT_ONE : (f[x] as number));
   }
+  enlargeRgbPlanes(px, xt, bilinearAxis(h, outH, w * 3), outW, outH, channelTables(pre, 3) as [Float32Array, Float32Array, Float32Array], out);
   return out;
 }
 

@@ -1,5 +1,5 @@
 // The function's own bilinear enlargement (photos smaller than the model's input) must give the
-// pixels sharp's `linear` resize gives, and its fused tensor path the values of the two-step one.
+// pixels sharp's `linear` resize gives, and its fused tensor path (WebAssembly) the values of the two-step one.
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { enlargeRgbToNchw, pixelsToTensor, resizeBilinear } from '../../src/function/image-tensor.js';
@@ -27,12 +27,13 @@ describe('bilinear enlargement', () => {
     expect(off / ours.length).toBeLessThan(0.05);
   });
 
-  it('the fused RGB path gives exactly the two-step values', () => {
-    const w = 97;
-    const h = 61;
-    const px = new Uint8Array(w * h * 3).map((_, i) => (i * 37 + (i >> 5)) & 255);
-    const fused = enlargeRgbToNchw(px, w, h, 224, 224, IMAGENET);
-    const twoStep = pixelsToTensor(resizeBilinear(px, w, h, 3, 224, 224), 224, 224, 3, IMAGENET);
-    expect(Array.from(fused)).toEqual(Array.from(twoStep));
+  it('the fused RGB path (WebAssembly) gives exactly the two-step values, edges and 1-pixel sides included', () => {
+    const cases: Array<[number, number, number, number]> = [[97, 61, 224, 224], [166, 166, 224, 224], [1, 1, 224, 224], [1, 40, 64, 48], [40, 1, 48, 64], [2, 3, 7, 5], [223, 224, 224, 224], [150, 100, 300, 200]];
+    for (const [w, h, outW, outH] of cases) {
+      const px = new Uint8Array(w * h * 3).map((_, i) => (i * 37 + (i >> 5)) & 255);
+      const fused = enlargeRgbToNchw(px, w, h, outW, outH, IMAGENET);
+      const twoStep = pixelsToTensor(resizeBilinear(px, w, h, 3, outW, outH), outW, outH, 3, IMAGENET);
+      expect(Array.from(fused), `${w}x${h} -> ${outW}x${outH}`).toEqual(Array.from(twoStep));
+    }
   });
 });
