@@ -229,8 +229,9 @@ done`;
 
 /**
  * What the node's kernel shows after a boot, by a Raspberry Pi kernel's rules: the memory cgroup is
- * on when cmdline.txt says cgroup_enable=memory (off with cgroup_disable=memory; else the node's
- * default), /proc/cmdline is that line, and the boot gets a new boot_id. Shown through bind mounts
+ * on when cmdline.txt says cgroup_enable=memory (off with cgroup_disable=memory, or when
+ * /var/lib/pifaas-lab/kernel-without-memory-cgroup exists; else the node's default), /proc/cmdline is
+ * that line, and the boot gets a new boot_id. Shown through bind mounts
  * over /sys/fs/cgroup/cgroup.controllers (cgroup v2) or /proc/cgroups (v1) in this node's own mount
  * namespace; the files behind them live in /run (a boot clears it). Counts boots in /var/lib/pifaas-lab.
  */
@@ -247,6 +248,8 @@ if [ -f /boot/firmware/cmdline.txt ]; then
     case "$w" in cgroup_enable=memory) memory=1 ;; cgroup_disable=memory) memory=0 ;; esac
   done
 fi
+# A kernel built without the memory cgroup (tests create this file to play one).
+if [ -e /var/lib/pifaas-lab/kernel-without-memory-cgroup ]; then memory=0; fi
 k=/run/pifaas-lab/kernel
 mkdir -p "$k"
 show() { umount "$1" 2>/dev/null || true; mount --bind "$2" "$1"; }
