@@ -45,6 +45,12 @@ async function fingerprint(): Promise<string[]> {
   return out;
 }
 
+/**
+ * Makes a node leave its swarm. On a loaded machine dockerd may answer "context deadline exceeded"
+ * while the leave still completes: check the node's state and try again.
+ */
+const LEAVE_SWARM = `(for i in 1 2 3 4 5; do docker swarm leave --force >/dev/null 2>&1; [ "$(docker info -f '{{.Swarm.LocalNodeState}}')" = inactive ] && exit 0; sleep 2; done; echo 'still in the swarm' >&2; exit 1)`;
+
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'pifaas-t3-prov-'));
   // Provisioning ends with the OpenFaaS step, which saves gateway credentials: into the test's folder
@@ -150,7 +156,7 @@ describe('pifaas provision on a 3-node lab', () => {
 
   it('a node whose sshd is stopped fails naming it while the others finish; back up, a re-run converges', async () => {
     // t3p-3 left the swarm and then went unreachable: the re-run has real work to do.
-    await labNodeExec(LAB, 't3p-3', 'docker swarm leave --force >/dev/null && service ssh stop >/dev/null');
+    await labNodeExec(LAB, 't3p-3', `${LEAVE_SWARM} && service ssh stop >/dev/null`);
     const down = await runCli(['provision', lab.inventoryFile, '--connect-retry', '2']);
     expect(down.code).toBe(1);
     expect(down.stdout).toMatch(/t3p-1 +manager +unchanged/);
@@ -195,7 +201,7 @@ describe('pifaas provision on a 3-node lab', () => {
   });
 
   it('refuses a node that is in a different swarm unless --force; leaves swarm nodes not in the inventory alone unless --prune', async () => {
-    await labNodeExec(LAB, 't3p-3', 'docker swarm leave --force >/dev/null && docker swarm init --advertise-addr 10.93.2.13 >/dev/null');
+    await labNodeExec(LAB, 't3p-3', `${LEAVE_SWARM} && docker swarm init --advertise-addr 10.93.2.13 >/dev/null`);
     const refused = await provisionApi(lab.inventoryFile);
     expect(refused.ok).toBe(false);
     expect(summary(refused)).toEqual([
