@@ -6,9 +6,10 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory, type Inventory } from '../../src/inventory/inventory.js';
-import { labDown, labNodeExec, labUp, type Lab } from '../../src/lab/lab.js';
+import { labDown, labNodeExec, labUp, writeLabInventory, type Lab } from '../../src/lab/lab.js';
 import { commandLineOf, listProcesses } from '../../src/lab/lab-processes.js';
 import { readLabState } from '../../src/lab/lab-state.js';
 import { dockerFor } from '../../src/operator/docker-client.js';
@@ -165,6 +166,39 @@ describe('pifaas lab', () => {
     const otherKey = (await readFile(lab.knownHostsFile, 'utf8')).split('\n').find((l) => l.startsWith('10.93.1.11 '))?.split(' ').slice(1).join(' ');
     await writeFile(kh, `10.93.1.12 ${otherKey}\n`);
     await expect(connect('t3l-2', { knownHostsFile: kh, acceptNew: true })).rejects.toThrow(/the host key of 10\.93\.1\.12:22 has CHANGED/);
+  });
+
+  it('asks at a terminal about an unknown host key: a no is refused, a yes is recorded', async () => {
+    const kh = path.join(dir, 'prompt_known_hosts');
+    const inv = path.join(dir, 'inventory-prompt.yaml');
+    await writeLabInventory(lab, inv, { knownHostsFile: kh });
+    // `pifaas status` (it connects to the manager, t3l-1), on a real terminal: util-linux `script` gives
+    // the CLI a pty on stdin and stderr, and the test answers the question when it shows.
+    const QUESTION = 'Record this key and connect? [y/N]';
+    const statusAnswering = (answer: string) =>
+      new Promise<string>((resolve) => {
+        const cli = `${process.execPath} --import tsx ${fileURLToPath(new URL('../lab/cli-entry.ts', import.meta.url))} status ${inv} --connect-retry 0`;
+        const child = spawn('script', ['-qefc', cli, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let screen = '';
+        child.stdout.on('data', (d: Buffer) => {
+          const had = screen.includes(QUESTION);
+          screen += d.toString();
+          if (!had && screen.includes(QUESTION)) child.stdin.write(`${answer}\r`);
+        });
+        child.on('close', () => resolve(screen));
+      });
+    const asked = new RegExp(`The authenticity of host t3l-1 \\(10\\.93\\.1\\.11:22\\) can't be established\\.\r\nssh-ed25519 key fingerprint is SHA256:[A-Za-z0-9+/]{43}\\.\r\n`);
+    const no = await statusAnswering('n');
+    expect(no).toMatch(asked);
+    expect(no).toMatch(/t3l-1: the host key of 10\.93\.1\.11:22 is not known yet/);
+    expect(existsSync(kh)).toBe(false);
+    const yes = await statusAnswering('yes');
+    expect(yes).toMatch(asked);
+    expect(yes).not.toContain('is not known yet');
+    // Recorded exactly as the node's key; a third run asks nothing.
+    const labKeys = (await readFile(lab.knownHostsFile, 'utf8')).split('\n');
+    expect(await readFile(kh, 'utf8')).toBe(`${labKeys.find((l) => l.startsWith('10.93.1.11 '))}\n`);
+    expect(await statusAnswering('n')).not.toContain(QUESTION);
   });
 
   it('logs in with a key from ssh-agent, an encrypted key (passphrase from the environment), and through a ProxyJump host', async () => {
