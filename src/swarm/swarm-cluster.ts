@@ -8,6 +8,7 @@ import type { InventoryHost } from '../inventory/inventory.js';
 import type { Operator } from '../operator/operator.js';
 import { UserError } from '../user-error.js';
 import type { NodeFacts } from './node-facts.js';
+import { joinSwarm, leaveSwarm, swarmInfo, type SwarmInfo } from './swarm-membership.js';
 
 export const SWARM_PORT = 2377;
 export const LABEL_PREFIX = 'pifaas.';
@@ -59,19 +60,6 @@ export interface SwarmOutcome {
   nodes: Map<string, SwarmNodeOutcome>;
   /** Swarm nodes that are not in the inventory. */
   strangers: StrangerNode[];
-}
-
-type SwarmInfo = {
-  NodeID?: string;
-  LocalNodeState?: string;
-  ControlAvailable?: boolean;
-  Cluster?: { ID?: string };
-  RemoteManagers?: { Addr?: string }[] | null;
-};
-
-async function swarmInfo(docker: Docker): Promise<SwarmInfo> {
-  const info = (await docker.info()) as { Swarm?: SwarmInfo };
-  return info.Swarm ?? {};
 }
 
 interface NodeSpecDoc {
@@ -148,7 +136,13 @@ export async function formSwarm(members: SwarmMember[], options: SwarmOptions = 
         return outcome;
       }
       report(first.host.name, 'leaving its old swarm (--force)');
-      await first.docker.swarmLeave({ force: true });
+      try {
+        await leaveSwarm(first.docker, first.host.name);
+      } catch (e) {
+        fail(first, e);
+        for (const m of alive) if (m !== first) fail(m, new UserError(`the swarm could not be formed: manager ${first.host.name} failed`));
+        return outcome;
+      }
       out(first).changes.push('left its old swarm');
     }
     report(first.host.name, `swarm init --advertise-addr ${first.advertiseAddr}`);
@@ -188,18 +182,17 @@ export async function formSwarm(members: SwarmMember[], options: SwarmOptions = 
         );
       }
       report(m.host.name, 'leaving its old swarm (--force)');
-      await m.docker.swarmLeave({ force: true });
+      await leaveSwarm(m.docker, m.host.name);
       out(m).changes.push('left its old swarm');
     }
     const role = m.host.role;
     report(m.host.name, `joining as ${role} via ${remote}`);
-    await m.docker.swarmJoin({
+    const after = await joinSwarm(m.docker, m.host.name, {
       ListenAddr: `0.0.0.0:${SWARM_PORT}`,
       AdvertiseAddr: m.advertiseAddr,
       RemoteAddrs: [remote],
       JoinToken: role === 'manager' ? swarm.JoinTokens.Manager : swarm.JoinTokens.Worker,
     });
-    const after = await swarmInfo(m.docker);
     out(m).nodeId = after.NodeID;
     out(m).changes.push(`joined the swarm as ${role}`);
   };

@@ -212,6 +212,15 @@ describe('pifaas provision on a 3-node lab', () => {
     expect(refused.nodes[2]?.error?.message).toMatch(/^t3p-3 is already part of a different swarm/);
     expect(refused.nodes[2]?.error?.hint).toContain('--force');
     const forced = await provisionApi(lab.inventoryFile, { force: true });
+    // Every error of the run in one assertion, so a failure says what went wrong.
+    expect({ nodes: forced.nodes.map((n) => [n.name, n.error?.message ?? 'ok']), swarm: forced.swarm.error?.message ?? 'ok' }).toEqual({
+      nodes: [
+        ['t3p-1', 'ok'],
+        ['t3p-2', 'ok'],
+        ['t3p-3', 'ok'],
+      ],
+      swarm: 'ok',
+    });
     expect(forced.ok).toBe(true);
     expect(forced.nodes[2]?.changes).toEqual(expect.arrayContaining(['left its old swarm', 'joined the swarm as worker']));
 
