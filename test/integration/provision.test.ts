@@ -35,6 +35,15 @@ async function status(file = lab.inventoryFile): Promise<ClusterStatus> {
 
 const summary = (r: ProvisionResult) => r.nodes.map((n) => [n.name, n.status]);
 
+/** A run that must succeed: every error of it in one assertion, so a failure says what went wrong. */
+function expectNoErrors(r: ProvisionResult): void {
+  expect({ nodes: r.nodes.map((n) => [n.name, n.error?.message ?? 'ok']), swarm: r.swarm.error?.message ?? 'ok' }).toEqual({
+    nodes: r.nodes.map((n) => [n.name, 'ok']),
+    swarm: 'ok',
+  });
+  expect(r.ok).toBe(true);
+}
+
 /** What must not move on a run that changes nothing: dockerd's pid, daemon.json, the swarm's node IDs and specs. */
 async function fingerprint(): Promise<string[]> {
   const out: string[] = [];
@@ -72,7 +81,7 @@ describe('pifaas provision on a 3-node lab', () => {
     await labNodeExec(LAB, 't3p-2', `mkdir -p /etc/docker && echo '{"debug": false, "log-opts": {"max-size": "50m"}}' > /etc/docker/daemon.json`);
     const { code, result } = await provisionJson(lab.inventoryFile);
     expect(code).toBe(0);
-    expect(result.ok).toBe(true);
+    expectNoErrors(result);
     expect(summary(result)).toEqual([
       ['t3p-1', 'changed'],
       ['t3p-2', 'changed'],
@@ -150,7 +159,7 @@ describe('pifaas provision on a 3-node lab', () => {
     const lines = (await readFile(lab.knownHostsFile, 'utf8')).split('\n').filter((l) => l && !l.startsWith('10.93.2.12 '));
     await writeFile(lab.knownHostsFile, `${lines.join('\n')}\n`);
     const fixed = await provisionApi(lab.inventoryFile, { acceptNew: true });
-    expect(fixed.ok).toBe(true);
+    expectNoErrors(fixed);
     expect(await readFile(lab.knownHostsFile, 'utf8')).toMatch(/^10\.93\.2\.12 ssh-ed25519 /m);
   });
 
@@ -166,7 +175,7 @@ describe('pifaas provision on a 3-node lab', () => {
 
     await labNodeExec(LAB, 't3p-3', 'service ssh start >/dev/null');
     const result = await provisionApi(lab.inventoryFile);
-    expect(result.ok).toBe(true);
+    expectNoErrors(result);
     expect(summary(result)).toEqual([
       ['t3p-1', 'unchanged'],
       ['t3p-2', 'unchanged'],
@@ -212,16 +221,7 @@ describe('pifaas provision on a 3-node lab', () => {
     expect(refused.nodes[2]?.error?.message).toMatch(/^t3p-3 is already part of a different swarm/);
     expect(refused.nodes[2]?.error?.hint).toContain('--force');
     const forced = await provisionApi(lab.inventoryFile, { force: true });
-    // Every error of the run in one assertion, so a failure says what went wrong.
-    expect({ nodes: forced.nodes.map((n) => [n.name, n.error?.message ?? 'ok']), swarm: forced.swarm.error?.message ?? 'ok' }).toEqual({
-      nodes: [
-        ['t3p-1', 'ok'],
-        ['t3p-2', 'ok'],
-        ['t3p-3', 'ok'],
-      ],
-      swarm: 'ok',
-    });
-    expect(forced.ok).toBe(true);
+    expectNoErrors(forced);
     expect(forced.nodes[2]?.changes).toEqual(expect.arrayContaining(['left its old swarm', 'joined the swarm as worker']));
 
     // An inventory without t3p-3: it is a stranger to that inventory.
@@ -231,7 +231,7 @@ describe('pifaas provision on a 3-node lab', () => {
     expect(alone.code).toBe(0);
     expect(alone.stdout).toContain('swarm nodes not in the inventory: t3p-3 (ready) - left alone; --prune removes them');
     const pruned = await provisionApi(two, { prune: true });
-    expect(pruned.ok).toBe(true);
+    expectNoErrors(pruned);
     expect(pruned.swarm.strangers).toEqual([expect.objectContaining({ hostname: 't3p-3', removed: true })]);
     const twoStatus = await status(two);
     expect(twoStatus.nodes.map((n) => n.name)).toEqual(['t3p-1', 't3p-2']);
