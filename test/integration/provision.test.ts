@@ -35,11 +35,16 @@ async function status(file = lab.inventoryFile): Promise<ClusterStatus> {
 
 const summary = (r: ProvisionResult) => r.nodes.map((n) => [n.name, n.status]);
 
-/** A run that must succeed: every error of it in one assertion, so a failure says what went wrong. */
+/** A run that must succeed: every error behind `ok` (nodes, swarm, cluster steps) in one assertion, so a failure says what went wrong. */
 function expectNoErrors(r: ProvisionResult): void {
-  expect({ nodes: r.nodes.map((n) => [n.name, n.error?.message ?? 'ok']), swarm: r.swarm.error?.message ?? 'ok' }).toEqual({
+  expect({
+    nodes: r.nodes.map((n) => [n.name, n.error?.message ?? 'ok']),
+    swarm: r.swarm.error?.message ?? 'ok',
+    steps: r.clusterSteps.filter((c) => c.status === 'failed').map((c) => `${c.title}: ${c.error?.message ?? '?'}`),
+  }).toEqual({
     nodes: r.nodes.map((n) => [n.name, 'ok']),
     swarm: 'ok',
+    steps: [],
   });
   expect(r.ok).toBe(true);
 }
