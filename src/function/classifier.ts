@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { FunctionError } from './function-error.js';
 import { imageToTensor, readImageInfo, type ImageInfo, type ImageLimits } from './image-tensor.js';
-import { loadEngine, type EngineChoice, type InferenceEngine, type ModelSession, type TensorInfo } from './inference-engine.js';
+import { loadEngine, type EngineChoice, type InferenceEngine, type ModelSession, type RunThreads, type TensorInfo } from './inference-engine.js';
 import { findModel, loadCatalog, type Catalog, type FunctionName, type ModelEntry } from './model-catalog.js';
 import { locateModel, pullModel } from './model-store.js';
 import { loadLabels, topPredictions, type Label, type Prediction } from './predictions.js';
@@ -104,8 +104,8 @@ export async function loadModel(engine: InferenceEngine, catalog: Catalog, entry
   const last = output.shape?.[output.shape.length - 1];
   const classes = typeof last === 'number' ? last : labels.length;
   if (labels.length !== classes) throw new Error(`${entry.id}: the model has ${classes} classes but ${entry.labels.file} has ${labels.length} labels`);
-  // Warm-up: the first run allocates and plans; do it before reporting healthy.
-  const scores = await session.run(new Float32Array(inputDims.reduce((a, b) => a * b, 1)), inputDims);
+  // Warm-up: a first run allocates and plans, and the engine settles its threads; before reporting healthy.
+  const scores = await session.warmUp(inputDims);
   if (scores.length !== classes) throw new Error(`${entry.id}: the model returned ${scores.length} scores, expected ${classes}`);
   return { entry, where: location.where, path: location.path, session, labels, inputDims, classes, loadMs: performance.now() - t0 };
 }
@@ -114,7 +114,7 @@ export interface ClassifierInfo {
   function: FunctionName;
   engine: { name: string; version: string; reason: string; parallelRuns: number };
   defaultModel: string;
-  models: Array<{ id: string; where: string; file: string; input: TensorInfo; output: TensorInfo; classes: number; loadMs: number }>;
+  models: Array<{ id: string; where: string; file: string; input: TensorInfo; output: TensorInfo; classes: number; loadMs: number; threads: RunThreads }>;
   notices: string[];
 }
 
@@ -147,6 +147,7 @@ export class Classifier {
         output: m.session.outputs[0] as TensorInfo,
         classes: m.classes,
         loadMs: ms(m.loadMs),
+        threads: m.session.threads,
       })),
       notices: [...this.notices],
     };

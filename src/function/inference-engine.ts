@@ -25,7 +25,21 @@ export interface ModelSession {
    * ownership of `input` (its buffer is moved to an inference thread): do not use it afterwards.
    */
   run(input: Float32Array, dims: readonly number[]): Promise<Float32Array>;
+  /**
+   * Runs every session of the model once on a zero input of `dims` (a first run allocates and plans).
+   * Call once, before run(); returns the first output.
+   */
+  warmUp(dims: readonly number[]): Promise<Float32Array>;
+  /** How runs use the CPU (shown in /_/health). */
+  readonly threads: RunThreads;
   release(): Promise<void>;
+}
+
+export interface RunThreads {
+  /** onnxruntime intra-op threads of a run that starts while no other runs. */
+  alone: number;
+  /** Runs side by side, and the intra-op threads of each. */
+  sideBySide: { runs: number; threads: number };
 }
 
 export interface InferenceEngine {
@@ -61,6 +75,10 @@ interface OrtSession {
   release(): Promise<void>;
 }
 
+function elementCount(dims: readonly number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
+}
+
 /** Platforms for which the onnxruntime-node npm package carries CPU binaries. */
 export function nodeEngineSupported(platform: string = process.platform, arch: string = process.arch): boolean {
   return (platform === 'linux' && (arch === 'x64' || arch === 'arm64')) || (platform === 'darwin' && (arch === 'x64' || arch === 'arm64')) || (platform === 'win32' && (arch === 'x64' || arch === 'arm64'));
@@ -81,6 +99,7 @@ function metadataOf(session: OrtSession, names: readonly string[], meta: readonl
 
 function wrap(ort: OrtModule, name: EngineName, reason: string, sessionOptions: Record<string, unknown>): InferenceEngine {
   const version = ort.env.versions?.[name === 'onnxruntime-node' ? 'node' : 'web'] ?? ort.env.versions?.common ?? 'unknown';
+  const threads = ort.env.wasm?.numThreads ?? 1;
   return {
     name,
     version,
@@ -97,14 +116,17 @@ function wrap(ort: OrtModule, name: EngineName, reason: string, sessionOptions: 
         inputs,
         outputs,
         parallelism: 1,
-        async run(input, dims) {
-          const out = await session.run({ [inputName]: new ort.Tensor('float32', input, dims) });
-          const data = out[outputName]?.data;
-          if (!(data instanceof Float32Array)) throw new Error(`output ${outputName} is not a float32 tensor`);
-          return data;
-        },
+        threads: { alone: threads, sideBySide: { runs: 1, threads } },
+        run,
+        warmUp: (dims) => run(new Float32Array(elementCount(dims)), dims),
         release: () => session.release(),
       };
+      async function run(input: Float32Array, dims: readonly number[]): Promise<Float32Array> {
+        const out = await session.run({ [inputName as string]: new ort.Tensor('float32', input, dims) });
+        const data = out[outputName as string]?.data;
+        if (!(data instanceof Float32Array)) throw new Error(`output ${outputName} is not a float32 tensor`);
+        return data;
+      }
     },
   };
 }
@@ -200,12 +222,18 @@ class InferenceThread {
  * cores make their threads wait for each other (measured on 2 cores, ResNet-50 FP32: 2 x 1 thread
  * gives 1.1x the requests/s of 2 x 2 threads). So the pool holds one "solo" session for a run that
  * starts while nothing else runs, and `parallel` sessions of cores/parallel threads for runs that
- * start beside another: parallel + 1 copies of the weights.
+ * start beside another: parallel + 1 copies of the weights. warmUp() runs each of them once.
+ *
+ * (Tried and left out, 2026-12-05: learning per model whether a run alone is faster on all cores or
+ * on one. On 2 vCPUs ResNet-50 FP32 takes 25 ms on 2 threads and 41 ms on 1, MobileNetV2 INT8 2.4 and
+ * 2.3 ms: all cores are right for the large model and within noise for the small one, and timing the
+ * rarely used session in the function was biased against it (its thread and caches are cold).)
  */
 async function workerPoolSession(ortPath: string, model: Uint8Array, options: Record<string, unknown>, parallel: number): Promise<ModelSession> {
   const cores = os.availableParallelism();
   const solo = new InferenceThread(ortPath, model, options);
-  const shared = parallel > 1 ? Array.from({ length: parallel }, () => new InferenceThread(ortPath, model, { ...options, intraOpNumThreads: Math.max(1, Math.floor(cores / parallel)) })) : [];
+  const share = Math.max(1, Math.floor(cores / parallel));
+  const shared = parallel > 1 ? Array.from({ length: parallel }, () => new InferenceThread(ortPath, model, { ...options, intraOpNumThreads: share })) : [];
   const all = [solo, ...shared];
   let first: WorkerReply;
   try {
@@ -223,10 +251,20 @@ async function workerPoolSession(ortPath: string, model: Uint8Array, options: Re
   const idleShared = [...shared];
   const waiting: Array<() => void> = [];
   let active = 0;
+
+  /** One run on one thread; the input is moved to the thread. */
+  async function runOn(thread: InferenceThread, input: Float32Array, dims: readonly number[]): Promise<Float32Array> {
+    const whole = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength && input.buffer instanceof ArrayBuffer;
+    const reply = await thread.request({ input, dims }, whole ? [input.buffer as ArrayBuffer] : []);
+    if (!(reply.data instanceof Float32Array)) throw new Error(`output ${outputs[0]?.name} is not a float32 tensor`);
+    return reply.data;
+  }
+
   return {
     inputs,
     outputs,
     parallelism: parallel,
+    threads: { alone: cores, sideBySide: { runs: parallel, threads: shared.length > 0 ? share : cores } },
     async run(input, dims) {
       // A finishing run hands its slot straight to the first waiter (active stays as it is).
       if (active >= parallel) await new Promise<void>((resolve) => waiting.push(resolve));
@@ -235,16 +273,19 @@ async function workerPoolSession(ortPath: string, model: Uint8Array, options: Re
       // most parallel - 1 others run, so one of the `parallel` shared sessions is idle).
       const thread = active === 1 || shared.length === 0 ? solo : (idleShared.pop() as InferenceThread);
       try {
-        const whole = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength && input.buffer instanceof ArrayBuffer;
-        const reply = await thread.request({ input, dims }, whole ? [input.buffer as ArrayBuffer] : []);
-        if (!(reply.data instanceof Float32Array)) throw new Error(`output ${outputs[0]?.name} is not a float32 tensor`);
-        return reply.data;
+        return await runOn(thread, input, dims);
       } finally {
         if (thread !== solo) idleShared.push(thread);
         const next = waiting.shift();
         if (next) next();
         else active--;
       }
+    },
+    async warmUp(dims) {
+      // Every session: a session's first run allocates and plans, and side-by-side runs must not pay for it.
+      // Side by side: each session has its own thread, and a first run is mostly allocation.
+      const outs = await Promise.all(all.map((t) => runOn(t, new Float32Array(elementCount(dims)), dims)));
+      return outs[0] as Float32Array;
     },
     release: async () => {
       await Promise.all(all.map((t) => t.terminate()));
@@ -281,9 +322,13 @@ async function importWeb(): Promise<OrtModule> {
  * HTTP server and other containers, and spinning threads take the CPU those need (measured on 2 busy
  * cores: 1.2-3x more requests/s without spinning). A box that runs nothing else can turn spinning on
  * (PIFAAS_ORT_SPINNING=1) for a lower single-request latency with small models.
+ *
+ * The intra-op thread count is set, to every core this process may use: onnxruntime's own default
+ * (its count of physical cores) can be lower than the cores there are: on the 2-vCPU development VM
+ * it is 1, and ResNet-50 FP32 then takes 42 ms alone instead of 26 ms with 2 threads (2026-12-05).
  */
-export function nodeSessionOptions(spinning = false): Record<string, unknown> {
-  return { graphOptimizationLevel: 'all', executionMode: 'sequential', extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } } };
+export function nodeSessionOptions(spinning = false, threads = os.availableParallelism()): Record<string, unknown> {
+  return { graphOptimizationLevel: 'all', executionMode: 'sequential', intraOpNumThreads: threads, extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } } };
 }
 
 /** Inferences run side by side per model by default: two, or one on a single core. */

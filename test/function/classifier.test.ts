@@ -56,6 +56,11 @@ describe('faas-resnet', () => {
 
   it('runs requests side by side in inference threads, each with its own answer', async () => {
     expect(mobilenet.engine.parallelRuns).toBe(Math.min(2, os.availableParallelism()));
+    // How runs use the cores is settled at warm-up and reported (in /_/health too).
+    const threads = mobilenet.info().models[0]?.threads;
+    const share = Math.floor(os.availableParallelism() / mobilenet.engine.parallelRuns);
+    expect(threads?.sideBySide).toEqual({ runs: mobilenet.engine.parallelRuns, threads: share });
+    expect([share, os.availableParallelism()]).toContain(threads?.alone);
     const files = [...PHOTOS, ...PHOTOS];
     const answers = await Promise.all(files.map((p) => mobilenet.classify(image(p.file), { top: 1 })));
     expect(answers.map((a) => a.predictions[0]?.index)).toEqual(files.map((p) => p.mobilenet));

@@ -1,0 +1,60 @@
+// How onnxruntime-node runs spread over threads: a run alone goes to a session with all cores, runs
+// side by side to sessions with a share of them; warm-up runs every one of them. All give the same
+// answers, and the layout is reported.
+import os from 'node:os';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { inputDimsOf } from '../../src/function/classifier.js';
+import { imageToTensor, readImageInfo } from '../../src/function/image-tensor.js';
+import { loadEngine, nodeSessionOptions } from '../../src/function/inference-engine.js';
+import { defaultModelsDir, loadCatalog } from '../../src/function/model-catalog.js';
+import { image } from './helpers.js';
+
+const CORES = os.availableParallelism();
+
+async function mobilenetInput(file: string): Promise<{ bytes: Uint8Array; data: Float32Array; dims: number[] }> {
+  const catalog = await loadCatalog(defaultModelsDir());
+  const entry = catalog.models.find((m) => m.id === 'mobilenetv2-12-int8');
+  if (!entry) throw new Error('mobilenetv2-12-int8 is not in the catalog');
+  const photo = image(file);
+  const limits = { maxPixels: 50e6 };
+  const t = await imageToTensor(photo, await readImageInfo(photo, limits), entry.preprocessing, limits);
+  expect(t.dims).toEqual(inputDimsOf(entry));
+  return { bytes: await readFile(path.join(catalog.dir, entry.file)), data: t.data, dims: t.dims };
+}
+
+function top1(scores: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) if ((scores[i] as number) > (scores[best] as number)) best = i;
+  return best;
+}
+
+describe('onnxruntime-node sessions', () => {
+  it('set the intra-op thread count to the cores there are, not to onnxruntime\'s count of physical cores', () => {
+    expect(nodeSessionOptions()).toMatchObject({ intraOpNumThreads: CORES, extra: { session: { intra_op: { allow_spinning: '0' } } } });
+    expect(nodeSessionOptions(true, 1)).toMatchObject({ intraOpNumThreads: 1, extra: { session: { intra_op: { allow_spinning: '1' } } } });
+  });
+
+  it('warm up, then give a run alone and runs side by side the same scores, and report their threads', async () => {
+    const { bytes, data, dims } = await mobilenetInput('tiger.jpg');
+    const engine = await loadEngine('node');
+    const session = await engine.createSession(bytes);
+    try {
+      const warm = await session.warmUp(dims);
+      expect(warm).toHaveLength(1000);
+      const share = Math.max(1, Math.floor(CORES / engine.parallelRuns));
+      expect(session.threads).toEqual({ alone: CORES, sideBySide: { runs: engine.parallelRuns, threads: engine.parallelRuns > 1 ? share : CORES } });
+
+      const alone = await session.run(data.slice(), dims);
+      const together = await Promise.all(Array.from({ length: engine.parallelRuns * 2 }, () => session.run(data.slice(), dims)));
+      expect(top1(alone)).toBe(292);
+      for (const scores of together) {
+        expect(top1(scores)).toBe(292);
+        for (let i = 0; i < scores.length; i += 97) expect(scores[i]).toBeCloseTo(alone[i] as number, 3);
+      }
+    } finally {
+      await session.release();
+    }
+  });
+});
