@@ -3,8 +3,8 @@
 // expose the same session API; this module picks one at start-up (PIFAAS_ENGINE=auto|node|web),
 // imports it lazily (an armhf image need not even install onnxruntime-node) and hides the difference.
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { usableCores } from './cpu-quota.js';
 
 export type EngineChoice = 'auto' | 'node' | 'web';
 export type EngineName = 'onnxruntime-node' | 'onnxruntime-web';
@@ -230,7 +230,7 @@ class InferenceThread {
  * rarely used session in the function was biased against it (its thread and caches are cold).)
  */
 async function workerPoolSession(ortPath: string, model: Uint8Array, options: Record<string, unknown>, parallel: number): Promise<ModelSession> {
-  const cores = os.availableParallelism();
+  const cores = usableCores();
   const solo = new InferenceThread(ortPath, model, options);
   const share = Math.max(1, Math.floor(cores / parallel));
   const shared = parallel > 1 ? Array.from({ length: parallel }, () => new InferenceThread(ortPath, model, { ...options, intraOpNumThreads: share })) : [];
@@ -312,7 +312,7 @@ async function importWeb(): Promise<OrtModule> {
   const ort = (await import('onnxruntime-web')) as unknown as OrtModule;
   // WebAssembly threads work under Node (worker_threads); one per core up to 4, as onnxruntime-web
   // does in cross-origin-isolated browsers. Must be set before the first session is created.
-  if (ort.env.wasm) ort.env.wasm.numThreads = Math.max(1, Math.min(4, os.availableParallelism()));
+  if (ort.env.wasm) ort.env.wasm.numThreads = Math.max(1, Math.min(4, usableCores()));
   return ort;
 }
 
@@ -323,17 +323,18 @@ async function importWeb(): Promise<OrtModule> {
  * cores: 1.2-3x more requests/s without spinning). A box that runs nothing else can turn spinning on
  * (PIFAAS_ORT_SPINNING=1) for a lower single-request latency with small models.
  *
- * The intra-op thread count is set, to every core this process may use: onnxruntime's own default
- * (its count of physical cores) can be lower than the cores there are: on the 2-vCPU development VM
- * it is 1, and ResNet-50 FP32 then takes 42 ms alone instead of 26 ms with 2 threads (2026-12-05).
+ * The intra-op thread count is set, to the cores this process may use (usableCores: its CPUs, capped
+ * by a container's CPU limit). onnxruntime's own default (its count of physical cores) can be lower
+ * than the cores there are: on the 2-vCPU development VM it is 1, and ResNet-50 FP32 then takes 41 ms
+ * alone instead of 25 ms with 2 threads (2026-12-05); and it ignores CPU limits.
  */
-export function nodeSessionOptions(spinning = false, threads = os.availableParallelism()): Record<string, unknown> {
+export function nodeSessionOptions(spinning = false, threads = usableCores()): Record<string, unknown> {
   return { graphOptimizationLevel: 'all', executionMode: 'sequential', intraOpNumThreads: threads, extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } } };
 }
 
 /** Inferences run side by side per model by default: two, or one on a single core. */
 export function defaultParallelRuns(): number {
-  return Math.min(2, os.availableParallelism());
+  return Math.min(2, usableCores());
 }
 
 const WEB_OPTIONS = { graphOptimizationLevel: 'all', executionProviders: ['wasm'] };

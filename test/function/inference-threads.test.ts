@@ -1,17 +1,17 @@
 // How onnxruntime-node runs spread over threads: a run alone goes to a session with all cores, runs
 // side by side to sessions with a share of them; warm-up runs every one of them. All give the same
 // answers, and the layout is reported.
-import os from 'node:os';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inputDimsOf } from '../../src/function/classifier.js';
+import { usableCores } from '../../src/function/cpu-quota.js';
 import { imageToTensor, readImageInfo } from '../../src/function/image-tensor.js';
 import { loadEngine, nodeSessionOptions } from '../../src/function/inference-engine.js';
 import { defaultModelsDir, loadCatalog } from '../../src/function/model-catalog.js';
 import { image } from './helpers.js';
 
-const CORES = os.availableParallelism();
+const CORES = usableCores();
 
 async function mobilenetInput(file: string): Promise<{ bytes: Uint8Array; data: Float32Array; dims: number[] }> {
   const catalog = await loadCatalog(defaultModelsDir());
