@@ -13,8 +13,8 @@ export interface Classification {
 }
 
 /** Starts the function container, records its ID in `started`, and returns its address on the daemon's bridge. */
-export async function startFunction(docker: Docker, ref: string, started: string[], binds: string[] = []): Promise<string> {
-  const c = await docker.createContainer({ Image: ref, HostConfig: { Binds: binds } });
+export async function startFunction(docker: Docker, ref: string, started: string[], binds: string[] = [], hostConfig: Docker.HostConfig = {}): Promise<string> {
+  const c = await docker.createContainer({ Image: ref, HostConfig: { Binds: binds, ...hostConfig } });
   started.push(c.id);
   await c.start();
   return ((await c.inspect()).NetworkSettings as unknown as { IPAddress: string }).IPAddress;

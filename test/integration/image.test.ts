@@ -6,7 +6,7 @@
 // LAN registry.
 import { execFile as execFileCb, spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
@@ -45,7 +45,7 @@ async function cli(args: string[]) {
   return r;
 }
 
-const startFunction = (docker: Docker, ref: string, binds: string[] = []) => startFunctionContainer(docker, ref, containers, binds);
+const startFunction = (docker: Docker, ref: string, binds: string[] = [], hostConfig: Docker.HostConfig = {}) => startFunctionContainer(docker, ref, containers, binds, hostConfig);
 
 async function classify(ip: string): Promise<Classification> {
   const { status, answer } = await classifyTiger(ip);
@@ -164,6 +164,14 @@ describe('pifaas build', () => {
       if (status !== 'healthy') await new Promise((r) => setTimeout(r, 500));
     }
     expect(status).toBe('healthy');
+  });
+
+  it.skipIf(os.availableParallelism() < 2)('the amd64 image limited to one CPU (docker run --cpus 1) runs one inference at a time, on one thread', async () => {
+    const ip = await startFunction(env.docker, image('linux/amd64').image, [], { NanoCpus: 1e9 });
+    await waitHealthy(ip, 30_000);
+    const health = (await (await fetch(`http://${ip}:8080/_/health`)).json()) as Record<string, unknown>;
+    expect(health).toMatchObject({ engine: { name: 'onnxruntime-node', parallelRuns: 1 }, models: [{ threads: { alone: 1, sideBySide: { runs: 1, threads: 1 } } }] });
+    expect((await classify(ip)).predictions[0]?.label).toMatch(/^tiger\b/);
   });
 
   it('the arm64 and arm/v7 images answer the same under emulation (onnxruntime-node and onnxruntime-web)', async () => {
