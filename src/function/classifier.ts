@@ -104,7 +104,7 @@ export async function loadModel(engine: InferenceEngine, catalog: Catalog, entry
   const last = output.shape?.[output.shape.length - 1];
   const classes = typeof last === 'number' ? last : labels.length;
   if (labels.length !== classes) throw new Error(`${entry.id}: the model has ${classes} classes but ${entry.labels.file} has ${labels.length} labels`);
-  // Warm-up: a first run allocates and plans, and the engine settles its threads; before reporting healthy.
+  // Warm-up, before reporting healthy: a first run allocates and plans (on every session of the engine).
   const scores = await session.warmUp(inputDims);
   if (scores.length !== classes) throw new Error(`${entry.id}: the model returned ${scores.length} scores, expected ${classes}`);
   return { entry, where: location.where, path: location.path, session, labels, inputDims, classes, loadMs: performance.now() - t0 };
