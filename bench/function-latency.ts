@@ -16,12 +16,12 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { startClassifier, type Classifier } from '../src/function/classifier.js';
+import { usableCores } from '../src/function/cpu-quota.js';
 import { invokeFunction } from '../src/function/function-server.js';
 import { imageToTensor, readImageInfo } from '../src/function/image-tensor.js';
 import { nodeSessionOptions } from '../src/function/inference-engine.js';
@@ -210,8 +210,7 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   // ratios then show what the function adds), fed the already prepared tensor, at whichever intra-op
   // thread count is faster for one run of this model here: all cores (what the function uses for a
   // run alone) or one, so that the reference is the engine at its best.
-  const cores = os.availableParallelism();
-  const candidates = [...new Set([cores, 1])];
+  const candidates = [...new Set([usableCores(), 1])];
   const sessions = await Promise.all(candidates.map((t) => ort.InferenceSession.create(loaded.path, nodeSessionOptions(SPINNING, t))));
   const feeds = { [(sessions[0] as ort.InferenceSession).inputNames[0] as string]: new ort.Tensor('float32', prepared.data, prepared.dims) };
   const trial: number[][] = candidates.map(() => []);

@@ -1,12 +1,11 @@
 // A container's CPU limit caps the function's inference threads: the quota is read from the cgroup
 // (v1 and v2 layouts, host or private cgroup namespace), and a real function process started in a
 // cgroup limited to one CPU reports one inference at a time on one thread in /_/health.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cgroupCpuQuota, coresWithin } from '../../src/function/cpu-quota.js';
-import { getJson, MAIN_TS, REPO } from './helpers.js';
+import { childEnv, getJson, MAIN_TS, spawnChild, type Child } from './helpers.js';
 
 describe('CPU quota of a cgroup', () => {
   it('counts whole cores, rounded up, never more than the CPUs there are', () => {
@@ -58,27 +57,23 @@ function oneCpuCgroup(): { procs: string; remove(): void } | undefined {
 const cgroup = os.availableParallelism() > 1 ? oneCpuCgroup() : undefined;
 
 describe.skipIf(!cgroup)('a function in a cgroup limited to one CPU (needs root, cgroupfs and 2+ CPUs)', () => {
-  const children: Array<ReturnType<typeof spawn>> = [];
+  const children: Child[] = [];
   afterAll(async () => {
-    for (const c of children) c.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    for (const c of children) c.proc.kill('SIGKILL');
+    await Promise.all(children.map((c) => c.exited));
     cgroup?.remove();
   });
 
   it('runs one inference at a time on one thread, and says so in /_/health', async () => {
     // The shell moves itself into the cgroup, then becomes the function process.
-    const child = spawn('sh', ['-c', 'echo $$ > "$1" && exec "$2" --import tsx "$3"', 'sh', cgroup?.procs ?? '', process.execPath, MAIN_TS], {
-      cwd: REPO,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'mobilenetv2-12-int8', PIFAAS_ENGINE: 'node', port: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    await expect.poll(() => /ready in \d+ ms/.test(out) || child.exitCode !== null, { timeout: 60_000, interval: 100 }).toBe(true);
-    const port = out.match(/listening on port (\d+)/)?.[1];
-    expect(port, out).toBeDefined();
+    const fn = spawnChild(
+      'sh',
+      ['-c', 'echo $$ > "$1" && exec "$2" --import tsx "$3"', 'sh', cgroup?.procs ?? '', process.execPath, MAIN_TS],
+      childEnv({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'mobilenetv2-12-int8', PIFAAS_ENGINE: 'node', port: '0' }),
+    );
+    children.push(fn);
+    const port = (await fn.waitFor(/listening on port (\d+)/, 60_000))[1];
+    await fn.waitFor(/ready in \d+ ms/, 60_000);
     const health = await getJson(`http://127.0.0.1:${port}/_/health`);
     expect(health.status).toBe(200);
     expect(health.json).toMatchObject({ engine: { name: 'onnxruntime-node', parallelRuns: 1 } });

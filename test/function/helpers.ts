@@ -115,7 +115,12 @@ export interface Child {
 
 /** Runs a TypeScript entry (main.ts, the CLI) under node with tsx, as a real child process. */
 export function runTs(entry: string, args: string[], env: NodeJS.ProcessEnv): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawnChild(process.execPath, ['--import', 'tsx', entry, ...args], env);
+}
+
+/** Runs a command from the repository's root as a real child process, collecting its output. */
+export function spawnChild(command: string, args: string[], env: NodeJS.ProcessEnv): Child {
+  const proc = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();
