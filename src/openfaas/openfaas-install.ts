@@ -79,6 +79,11 @@ export async function installOpenFaaSOnSwarm(opts: OpenFaaSInstallOptions): Prom
   return outcome;
 }
 
+/** Swarm task states on the way to running: the task has neither started nor failed yet. */
+const STARTING_STATES = new Set(['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting']);
+/** How long the wait keeps watching services still starting once another one is known not to start. */
+const UNDECIDED_GRACE_MS = 30_000;
+
 /**
  * Polls GET /system/info with the credentials until it answers. A 401 means the swarm's password is
  * not the saved one; tasks that cannot start (no image, no internet to pull it) end the wait early.
@@ -93,6 +98,7 @@ export async function waitForGateway(
   const tasks = dockerFunctionTasks(docker);
   const gatewayService = `${OPENFAAS_SWARM_RELEASE.stackNamespace}_gateway`;
   const watched = ['gateway', 'faas-swarm', 'basic-auth-plugin'].map((s) => `${OPENFAAS_SWARM_RELEASE.stackNamespace}_${s}`);
+  let firstFatalAt: number | undefined;
   for (let round = 0; ; round++) {
     try {
       const info = await client.info();
@@ -108,16 +114,26 @@ export async function waitForGateway(
       }
       if (!(e instanceof GatewayUnreachableError) && !(e instanceof UserError)) throw e;
     }
-    if (round % 3 === 0) {
+    // Every third round, or every round once a service is known not to start (to name them all).
+    if (round % 3 === 0 || firstFatalAt !== undefined) {
       const fatal: TaskDiagnosis[] = [];
+      let undecided = 0;
       for (const svc of watched) {
-        const d = diagnoseTasks(svc, images.get(svc) ?? svc, await tasks.tasks(svc), {
+        const list = await tasks.tasks(svc);
+        const d = diagnoseTasks(svc, images.get(svc) ?? svc, list, {
           missingImage: 'the nodes pull OpenFaaS\'s images from Docker Hub: give the swarm internet access (or `docker load` the images on each node) and run the install again',
         });
         if (d?.fatal) fatal.push(d);
+        else if (list.length === 0 || STARTING_STATES.has(list[0]!.state)) undecided++;
       }
-      if (fatal.length === 1) throw new UserError(`OpenFaaS cannot start: ${fatal[0]!.message}`, fatal[0]!.hint);
-      if (fatal.length > 1) throw new UserError(`OpenFaaS cannot start:\n${fatal.map((d) => `  ${d.message}`).join('\n')}`, fatal[0]!.hint);
+      firstFatalAt ??= fatal.length ? Date.now() : undefined;
+      // A service whose first task is still pulling may be about to fail the same way: the answer names
+      // every service that cannot start, so it waits a little for those (a failed pull can take seconds).
+      const decided = undecided === 0 || Date.now() - (firstFatalAt ?? 0) > UNDECIDED_GRACE_MS || Date.now() > deadline;
+      if (fatal.length && decided) {
+        if (fatal.length === 1) throw new UserError(`OpenFaaS cannot start: ${fatal[0]!.message}`, fatal[0]!.hint);
+        throw new UserError(`OpenFaaS cannot start:\n${fatal.map((d) => `  ${d.message}`).join('\n')}`, fatal[0]!.hint);
+      }
     }
     if (Date.now() > deadline) {
       const list = await tasks.tasks(gatewayService);
