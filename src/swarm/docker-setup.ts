@@ -4,7 +4,7 @@
 // when that file changed, the SSH user in the docker group, and the memory cgroup on a Pi.
 import { addCgroupFlags, CGROUP_FLAGS } from '../burn/cmdline.js';
 import { UserError } from '../user-error.js';
-import type { Operator } from '../operator/operator.js';
+import { DEFAULT_DOCKER_SOCKET, type Operator } from '../operator/operator.js';
 import { shellQuote } from '../operator/shell-quote.js';
 import type { NodeFacts } from './node-facts.js';
 
@@ -78,7 +78,9 @@ export async function enableAndStartDocker(op: Operator, facts: NodeFacts): Prom
       if (r.code === 0) changes.push('enabled docker at boot');
     }
   }
-  if (!(await dockerRunning(op))) {
+  // The facts saw a dockerd process: running. Otherwise ask the daemon itself before starting it (the
+  // pid file may live elsewhere, or /proc hide other users' processes).
+  if (!facts.dockerdRunning && !(await dockerRunning(op))) {
     await op.run(facts.systemd ? 'systemctl start docker' : 'service docker start', { sudo: true, timeoutMs: 120_000 });
     await waitForDocker(op);
     changes.push('started dockerd');
@@ -92,7 +94,8 @@ export async function restartDocker(op: Operator, facts: NodeFacts): Promise<voi
 }
 
 async function waitForDocker(op: Operator): Promise<void> {
-  const r = await op.run('for i in $(seq 1 120); do docker version >/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1', {
+  // `docker version` (a Go binary start, costly on a small board) only once the socket is there.
+  const r = await op.run(`for i in $(seq 1 300); do if [ -S ${DEFAULT_DOCKER_SOCKET} ] && docker version >/dev/null 2>&1; then exit 0; fi; sleep 0.2; done; exit 1`, {
     sudo: true,
     check: false,
     timeoutMs: 90_000,

@@ -195,6 +195,8 @@ function nodeSteps(n: NodeState, options: ProvisionOptions): ListrTask[] {
         const facts = n.facts as NodeFacts;
         if (!facts.dockerInstalled) {
           const method = options.dockerInstall ?? host.settings.docker_install ?? 'package';
+          // daemon.json first: the daemon the package starts has it already, no restart to apply it.
+          if (await ensureDaemonConfig(op(), facts)) summary.changes.push('wrote /etc/docker/daemon.json before installing Docker');
           t.output = `installing Docker (${method})`;
           await installDocker(op(), facts, method);
           summary.changes.push(`installed Docker (${method})`);

@@ -95,6 +95,9 @@ describe('pifaas provision on a node without Docker (apt from a LAN mirror)', ()
     expect(failed?.error?.hint).toContain('--docker-install package');
     expect(result.nodes.find((n) => n.name === 't3d-1')?.status).not.toBe('failed');
     expect((await node2('command -v dockerd || echo absent')).stdout.trim()).toBe('absent');
+    // What came before the install stays done: pifaas's daemon.json, for the daemon to be installed.
+    expect(failed?.changes).toEqual(['wrote /etc/docker/daemon.json before installing Docker']);
+    expect(JSON.parse((await node2('cat /etc/docker/daemon.json')).stdout)).toEqual({ 'log-driver': 'json-file', 'log-opts': { 'max-size': '10m', 'max-file': '3' } });
   });
 
   it('installs docker.io with apt as pi, starts and enables it, adds pi to the docker group, joins the swarm', async () => {
@@ -108,7 +111,6 @@ describe('pifaas provision on a node without Docker (apt from a LAN mirror)', ()
       expect.arrayContaining([
         'installed Docker (package)',
         'started dockerd',
-        'wrote /etc/docker/daemon.json and restarted dockerd',
         'added pi to the docker group',
         'joined the swarm as worker',
       ]),
@@ -118,6 +120,13 @@ describe('pifaas provision on a node without Docker (apt from a LAN mirror)', ()
     expect(version).toBeTruthy();
     expect(n2?.facts?.dockerVersion).toBe(version);
     expect(mirror?.requests.filter((r) => r.endsWith('.deb')).length).toBe(4);
+    // The daemon started after the install already had pifaas's daemon.json (written by the failed
+    // run above): no restart was needed, and a new container gets its log rotation.
+    expect(n2?.changes.filter((c) => /restart/.test(c))).toEqual([]);
+    const logConfig = await node2(
+      "tar cf - --files-from /dev/null | docker import - pifaas-empty:1 >/dev/null && docker create --name logcheck pifaas-empty:1 /none >/dev/null && docker inspect logcheck --format '{{json .HostConfig.LogConfig}}'; docker rm logcheck >/dev/null; docker rmi pifaas-empty:1 >/dev/null",
+    );
+    expect(JSON.parse(logConfig.stdout.trim().split('\n')[0]!)).toEqual({ Type: 'json-file', Config: { 'max-file': '3', 'max-size': '10m' } });
 
     // On the node: the packages installed by dpkg, dockerd started by the init script inside the
     // node (its own mount namespace, not this machine's), enabled at boot, pi in the docker group.

@@ -1,9 +1,11 @@
 // `pifaas provision` and `pifaas status` on a real 3-node lab (sshd, dockerd, swarm in network
 // namespaces), through the CLI a user runs: from nothing to a labelled swarm, idempotent re-runs,
 // a node that is down, a changed host key, a wrong sudo password, another swarm, strangers.
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../src/inventory/inventory.js';
 import { labDown, labNodeExec, labUp, writeLabInventory, type Lab } from '../../src/lab/lab.js';
@@ -97,7 +99,11 @@ describe('pifaas provision on a 3-node lab', () => {
       expect.arrayContaining(['started dockerd', 'wrote /etc/docker/daemon.json and restarted dockerd', 'added pi to the docker group', 'initialised the swarm (advertising 10.93.2.11)']),
     );
     expect(w?.changes).toEqual(expect.arrayContaining(['started dockerd', 'joined the swarm as worker']));
-    expect(m?.facts).toMatchObject({ arch: 'x86_64', osId: 'debian', systemd: false, memoryCgroup: true });
+    expect(m?.facts).toMatchObject({ arch: 'x86_64', osId: 'debian', systemd: false, memoryCgroup: true, dockerdRunning: true });
+    // The nodes run this machine's packaged Docker: the version dpkg gives is the one dockerd prints.
+    const printed = /^Docker version ([^ ,]+)/.exec((await promisify(execFile)('/usr/sbin/dockerd', ['--version'])).stdout)?.[1];
+    expect(printed).toBeTruthy();
+    expect(result.nodes.map((n) => n.facts?.dockerVersion)).toEqual([printed, printed, printed]);
     expect(result.swarm.leader).toBe('t3p-1');
 
     const cli = await runCli(['status', lab.inventoryFile, '--json']);
