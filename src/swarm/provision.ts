@@ -55,6 +55,8 @@ export interface ProvisionOptions {
   dockerInstall?: DockerInstallMethod;
   /** Give up on a node after this long. Default 20 min. */
   nodeTimeoutMs?: number;
+  /** How long the Docker API step waits for a running dockerd to answer (default 30 s). */
+  dockerApiWaitMs?: number;
   /** How long to wait for a rebooting node. Default 5 min. */
   rebootWaitMs?: number;
   /** listr2 renderer: 'default' (TTY), 'simple' (lines), 'silent' (tests, --json). */
@@ -151,6 +153,34 @@ async function waitForReboot(name: string, op: Operator, bootIdBefore: string | 
     }
     if (Date.now() >= deadline) throw gaveUp();
     await sleep(1000); // still the old boot: not down yet
+  }
+}
+
+/** How long the Docker API step waits, by default, for a dockerd that runs but does not answer (yet). */
+const DOCKER_API_WAIT_MS = 30_000;
+
+/**
+ * GET /version through the forwarded socket, retried while dockerd is still opening it, each call
+ * bounded: a dockerd that runs but never answers is an error naming the node, not a hang.
+ */
+async function dockerApiVersion(name: string, docker: Docker, waitMs: number): Promise<{ Version?: string; ApiVersion?: string }> {
+  // dockerode passes abortSignal on to the request; its type definitions lack it for version().
+  const version = docker.version.bind(docker) as unknown as (o: { abortSignal: AbortSignal }) => Promise<{ Version?: string; ApiVersion?: string }>;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await version({ abortSignal: AbortSignal.timeout(Math.max(1000, deadline - Date.now())) });
+    } catch (e) {
+      if (Date.now() >= deadline) {
+        throw new UserError(
+          `${name}: dockerd runs but its API did not answer on /var/run/docker.sock within ${Math.round(waitMs / 1000)} s (${(e as Error).message.split('\n')[0]})`,
+          'look at the Docker log on the node (`journalctl -u docker`, or /var/log/docker.log), restart Docker there if it hangs, and re-run',
+          1,
+          { cause: e },
+        );
+      }
+      await sleep(500);
+    }
   }
 }
 
@@ -267,7 +297,7 @@ function nodeSteps(n: NodeState, options: ProvisionOptions): ListrTask[] {
       task: async (_c, t) => {
         check();
         n.docker = dockerFor(op());
-        const v = (await n.docker.version()) as { Version?: string; ApiVersion?: string };
+        const v = await dockerApiVersion(host.name, n.docker, options.dockerApiWaitMs ?? DOCKER_API_WAIT_MS);
         t.title = `Docker API ${v.ApiVersion ?? '?'} reachable over SSH`;
       },
     },

@@ -201,6 +201,32 @@ describe('pifaas provision on a 3-node lab', () => {
     ]);
   });
 
+  it('a node whose dockerd runs but does not answer fails naming it while the others finish; answering again, a re-run converges', async () => {
+    // Stopped (SIGSTOP): the process and its socket are there, nothing answers on the socket.
+    await labNodeExec(LAB, 't3p-2', 'kill -STOP $(cat /run/docker.pid)');
+    let result: ProvisionResult;
+    try {
+      const inventory = await loadInventory(lab.inventoryFile);
+      result = await provision(inventory, { connector: new InventoryConnector(inventory), dockerApiWaitMs: 3000, renderer: 'silent' });
+    } finally {
+      await labNodeExec(LAB, 't3p-2', 'kill -CONT $(cat /run/docker.pid)');
+    }
+    expect(summary(result)).toEqual([
+      ['t3p-1', 'unchanged'],
+      ['t3p-2', 'failed'],
+      ['t3p-3', 'unchanged'],
+    ]);
+    expect(result.nodes[1]?.error?.message).toMatch(/^t3p-2: dockerd runs but its API did not answer on \/var\/run\/docker\.sock within 3 s/);
+    expect(result.nodes[1]?.error?.hint).toMatch(/Docker log on the node/);
+    const again = await provisionApi(lab.inventoryFile);
+    expectNoErrors(again);
+    expect(summary(again)).toEqual([
+      ['t3p-1', 'unchanged'],
+      ['t3p-2', 'unchanged'],
+      ['t3p-3', 'unchanged'],
+    ]);
+  });
+
   it('gives up on a node after the per-node timeout (sshd accepts but never answers) while the others finish', async () => {
     // A listener that accepts TCP on port 22 and never speaks SSH: the handshake hangs.
     await labNodeExec(LAB, 't3p-3', 'service ssh stop >/dev/null; busybox nc -lk -p 22 -e sleep 600 </dev/null >/dev/null 2>&1 & echo $! > /run/pifaas-test-listener.pid');
