@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { fingerprintOf, hostsFieldMatches, KnownHosts, keyTypeOf, knownHostName } from '../../src/ssh/known-hosts.js';
 
 /** An SSH wire-format public key blob of a given type (content is random). */
@@ -22,8 +22,19 @@ function hashed(name: string): string {
   return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
 }
 
-async function tmpFile(text: string): Promise<string> {
+const dirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function tmpDir(): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pifaas-kh-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function tmpFile(text: string): Promise<string> {
+  const dir = await tmpDir();
   const file = path.join(dir, 'known_hosts');
   await writeFile(file, text);
   return file;
@@ -76,7 +87,7 @@ describe('known_hosts', () => {
   });
 
   it('records a new key in the first file, created 0600, readable by the next load', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'pifaas-kh-'));
+    const dir = await tmpDir();
     const file = path.join(dir, 'sub', 'known_hosts');
     const kh = await KnownHosts.load([file]);
     expect(kh.check('10.0.0.9', 2200, ed).status).toBe('unknown');

@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { LocalOperator } from '../../src/operator/local-operator.js';
 import { CommandFailedError, CommandTimeoutError } from '../../src/operator/operator.js';
 import { shellJoin, shellQuote } from '../../src/operator/shell-quote.js';
@@ -34,6 +34,7 @@ describe('local operator (the same command runner as the SSH one)', () => {
 
   it('writes files atomically with a mode, creating folders, and reads them back (undefined when absent)', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'pifaas-op-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const file = path.join(dir, 'a b', "it's.txt");
     await op.writeFile(file, Buffer.from([0, 1, 2, 255]), { mode: 0o600 });
     expect((await stat(file)).mode & 0o777).toBe(0o600);

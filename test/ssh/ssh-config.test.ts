@@ -1,11 +1,17 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadSshConfig, resolveSshTarget } from '../../src/ssh/ssh-config.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
 
 async function config(text: string) {
   const dir = await mkdtemp(path.join(tmpdir(), 'pifaas-sshcfg-'));
+  dirs.push(dir);
   const file = path.join(dir, 'config');
   await writeFile(file, text);
   return loadSshConfig(file);
