@@ -126,13 +126,15 @@ export async function waitForGateway(
         if (d?.fatal) fatal.push(d);
         else if (list.length === 0 || STARTING_STATES.has(list[0]!.state)) undecided++;
       }
-      firstFatalAt ??= fatal.length ? Date.now() : undefined;
-      // A service whose first task is still pulling may be about to fail the same way: the answer names
-      // every service that cannot start, so it waits a little for those (a failed pull can take seconds).
-      const decided = undecided === 0 || Date.now() - (firstFatalAt ?? 0) > UNDECIDED_GRACE_MS || Date.now() > deadline;
-      if (fatal.length && decided) {
-        if (fatal.length === 1) throw new UserError(`OpenFaaS cannot start: ${fatal[0]!.message}`, fatal[0]!.hint);
-        throw new UserError(`OpenFaaS cannot start:\n${fatal.map((d) => `  ${d.message}`).join('\n')}`, fatal[0]!.hint);
+      if (fatal.length) {
+        firstFatalAt ??= Date.now();
+        // A service whose first task is still pulling may be about to fail the same way: the answer names
+        // every service that cannot start, so it waits a little for those (a failed pull can take seconds).
+        const now = Date.now();
+        if (undecided === 0 || now - firstFatalAt > UNDECIDED_GRACE_MS || now > deadline) {
+          if (fatal.length === 1) throw new UserError(`OpenFaaS cannot start: ${fatal[0]!.message}`, fatal[0]!.hint);
+          throw new UserError(`OpenFaaS cannot start:\n${fatal.map((d) => `  ${d.message}`).join('\n')}`, fatal[0]!.hint);
+        }
       }
     }
     if (Date.now() > deadline) {

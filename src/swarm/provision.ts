@@ -6,7 +6,7 @@ import type Docker from 'dockerode';
 import { Listr, type ListrTask } from 'listr2';
 import type { Inventory, InventoryHost } from '../inventory/inventory.js';
 import { dockerFor } from '../operator/docker-client.js';
-import { CommandFailedError, type Operator } from '../operator/operator.js';
+import { CommandFailedError, DEFAULT_DOCKER_SOCKET, type Operator } from '../operator/operator.js';
 import type { InventoryConnector } from '../ssh/inventory-connect.js';
 import { ConnectFailedError } from '../ssh/ssh-connection.js';
 import { isUserError, UserError } from '../user-error.js';
@@ -173,7 +173,7 @@ async function dockerApiVersion(name: string, docker: Docker, waitMs: number): P
     } catch (e) {
       if (Date.now() >= deadline) {
         throw new UserError(
-          `${name}: dockerd runs but its API did not answer on /var/run/docker.sock within ${Math.round(waitMs / 1000)} s (${(e as Error).message.split('\n')[0]})`,
+          `${name}: dockerd runs but its API did not answer on ${DEFAULT_DOCKER_SOCKET} within ${Math.round(waitMs / 1000)} s (${(e as Error).message.split('\n')[0]})`,
           'look at the Docker log on the node (`journalctl -u docker`, or /var/log/docker.log), restart Docker there if it hangs, and re-run',
           1,
           { cause: e },

@@ -11,6 +11,7 @@ import { loadInventory } from '../../src/inventory/inventory.js';
 import { labDown, labNodeExec, labUp, writeLabInventory, type Lab } from '../../src/lab/lab.js';
 import { InventoryConnector } from '../../src/ssh/inventory-connect.js';
 import { clusterStatus, type ClusterStatus } from '../../src/swarm/cluster-status.js';
+import { dockerVersionOf } from '../../src/swarm/node-facts.js';
 import { provision, type ProvisionResult } from '../../src/swarm/provision.js';
 import { runCli } from '../lab/run-cli.js';
 
@@ -101,7 +102,7 @@ describe('pifaas provision on a 3-node lab', () => {
     expect(w?.changes).toEqual(expect.arrayContaining(['started dockerd', 'joined the swarm as worker']));
     expect(m?.facts).toMatchObject({ arch: 'x86_64', osId: 'debian', systemd: false, memoryCgroup: true, dockerdRunning: true });
     // The nodes run this machine's packaged Docker: the version dpkg gives is the one dockerd prints.
-    const printed = /^Docker version ([^ ,]+)/.exec((await promisify(execFile)('/usr/sbin/dockerd', ['--version'])).stdout)?.[1];
+    const printed = dockerVersionOf(undefined, (await promisify(execFile)('/usr/sbin/dockerd', ['--version'])).stdout);
     expect(printed).toBeTruthy();
     expect(result.nodes.map((n) => n.facts?.dockerVersion)).toEqual([printed, printed, printed]);
     expect(result.swarm.leader).toBe('t3p-1');
