@@ -7,11 +7,12 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { FunctionError } from './function-error.js';
-import { imageToTensor, readImageInfo, type ImageInfo, type ImageLimits } from './image-tensor.js';
+import { imageToTensor, readImageInfo, warmUpEnlargement, type ImageInfo, type ImageLimits } from './image-tensor.js';
 import { loadEngine, type EngineChoice, type InferenceEngine, type ModelSession, type RunThreads, type TensorInfo } from './inference-engine.js';
 import { findModel, loadCatalog, type Catalog, type FunctionName, type ModelEntry } from './model-catalog.js';
 import { locateModel, pullModel } from './model-store.js';
 import { loadLabels, topPredictions, type Label, type Prediction } from './predictions.js';
+import { TensorPool } from './tensor-pool.js';
 
 export const DEFAULT_TOP = 5;
 
@@ -120,6 +121,8 @@ export interface ClassifierInfo {
 
 export class Classifier {
   private readonly queue: RunQueue;
+  /** Input tensors, reused from request to request (tensor-pool.ts). */
+  private readonly tensors: TensorPool;
 
   constructor(
     readonly name: FunctionName,
@@ -132,6 +135,8 @@ export class Classifier {
     private readonly limits: ImageLimits = { maxPixels: DEFAULT_MAX_PIXELS },
   ) {
     this.queue = new RunQueue(Math.max(1, inferenceConcurrency));
+    // Enough for the runs in progress and the requests being decoded meanwhile; more are collected.
+    this.tensors = new TensorPool(Math.max(1, inferenceConcurrency) + 2);
   }
 
   info(): ClassifierInfo {
@@ -192,13 +197,16 @@ export class Classifier {
     const info = await readImageInfo(bytes, this.limits);
     const model = this.pickModel(info, opts.model);
     const top = this.parseTop(opts.top, model.classes);
-    const prepared = await imageToTensor(bytes, info, model.entry.preprocessing, this.limits);
+    const prepared = await imageToTensor(bytes, info, model.entry.preprocessing, this.limits, this.tensors);
     const queued = performance.now();
     let inferenceMs = 0;
     const scores = await this.queue.run(async () => {
-      if (opts.signal?.aborted) throw new FunctionError(504, 'exec_timeout', 'the request ran out of time before inference started');
+      if (opts.signal?.aborted) {
+        this.tensors.give(prepared.data);
+        throw new FunctionError(504, 'exec_timeout', 'the request ran out of time before inference started');
+      }
       const t = performance.now();
-      const out = await model.session.run(prepared.data, prepared.dims);
+      const out = await model.session.run(prepared.data, prepared.dims, this.tensors);
       inferenceMs = performance.now() - t;
       return out;
     });
@@ -325,8 +333,10 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
 }
 
 /**
- * Runs one whole request per model (a small synthetic JPEG through decode, resize, tensor, inference
- * and labels), so the first real caller does not pay for sharp's and the JIT's first use.
+ * Runs one whole request per model (a synthetic JPEG through decode, resize, tensor, inference and
+ * labels), and the enlargement kernel of small photos once, so the first real callers do not pay for
+ * sharp's, the JIT's and the WebAssembly compiler's first use. (A second whole request with a small
+ * photo cost more start-up time than it saved on the first request; measured 2026-12-05.)
  */
 async function warmUp(classifier: Classifier): Promise<void> {
   for (const m of classifier.models) {
@@ -336,5 +346,6 @@ async function warmUp(classifier: Classifier): Promise<void> {
       .jpeg()
       .toBuffer();
     await classifier.classify(jpeg, { model: m.entry.id, top: 1 });
+    warmUpEnlargement(m.entry.preprocessing);
   }
 }

@@ -7,6 +7,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { enlargeRgbPlanes, WEIGHT_BITS } from './enlarge-wasm.js';
 import { FunctionError } from './function-error.js';
 import type { Preprocessing } from './model-catalog.js';
+import type { TensorPool } from './tensor-pool.js';
 
 // Every request carries different bytes: libvips' operation cache would only hold memory.
 sharp.cache(false);
@@ -61,8 +62,8 @@ export interface PreparedInput {
   preprocessMs: number;
 }
 
-/** Decodes, resizes and normalises an image into a model's input tensor. */
-export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preprocessing, limits: ImageLimits): Promise<PreparedInput> {
+/** Decodes, resizes and normalises an image into a model's input tensor (taken from `pool` when given). */
+export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preprocessing, limits: ImageLimits, pool?: TensorPool): Promise<PreparedInput> {
   const t0 = performance.now();
   let pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', autoOrient: true, pages: 1 });
   // The region of the (oriented) image that becomes the model's input.
@@ -122,11 +123,29 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
   }
   // A plain Uint8Array view, not the Buffer subclass: keeps the pixel loops monomorphic (faster).
   const px = new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength);
+  const out = pool ? pool.take(outW * outH * channels) : new Float32Array(outW * outH * channels);
   let data: Float32Array;
-  if (enlargeHere && channels === 3 && pre.layout === 'NCHW' && rawW * 3 < 1 << 19) data = enlargeRgbToNchw(px, rawW, rawH, outW, outH, pre);
-  else data = pixelsToTensor(enlargeHere ? resizeBilinear(px, rawW, rawH, channels, outW, outH) : px, outW, outH, channels, pre);
+  if (enlargeHere && usesEnlargeKernel(pre) && rawW * 3 < 1 << 19) data = enlargeRgbToNchw(px, rawW, rawH, outW, outH, pre, out);
+  else data = pixelsToTensor(enlargeHere ? resizeBilinear(px, rawW, rawH, channels, outW, outH) : px, outW, outH, channels, pre, out);
   const dims = pre.layout === 'NCHW' ? [1, channels, outH, outW] : [1, outW * outH * channels];
   return { data, dims, decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
+}
+
+/** Whether photos smaller than this preprocessing's input are enlarged by the WebAssembly kernel. */
+function usesEnlargeKernel(pre: Preprocessing): boolean {
+  return pre.color === 'rgb' && pre.layout === 'NCHW';
+}
+
+/**
+ * Compiles the WebAssembly enlargement kernel and runs it once on a small blank image, for a
+ * preprocessing that uses it: the first small photo then does not pay for that (about 6 ms on the
+ * development VM).
+ */
+export function warmUpEnlargement(pre: Preprocessing): void {
+  if (!usesEnlargeKernel(pre)) return;
+  const [outW, outH] = pre.resize.kind === 'center-crop' ? [pre.resize.crop, pre.resize.crop] : [pre.resize.width, pre.resize.height];
+  const [w, h] = [Math.ceil((outW * 3) / 4), Math.ceil((outH * 3) / 4)];
+  enlargeRgbToNchw(new Uint8Array(w * h * 3), w, h, outW, outH, pre);
 }
 
 /**
@@ -213,8 +232,8 @@ function lerp2(px: Uint8Array, a0: number, b0: number, a1: number, b1: number, f
  * the intermediate image, computed by the WebAssembly kernel (enlarge-wasm.ts): each source row used is
  * interpolated horizontally once, then each output row mixes its two rows and writes the three planes.
  */
-export function enlargeRgbToNchw(px: Uint8Array, w: number, h: number, outW: number, outH: number, pre: Preprocessing): Float32Array {
-  const out = new Float32Array(outW * outH * 3);
+export function enlargeRgbToNchw(px: Uint8Array, w: number, h: number, outW: number, outH: number, pre: Preprocessing, out: Float32Array = new Float32Array(outW * outH * 3)): Float32Array {
+  if (out.length !== outW * outH * 3) throw new RangeError(`the output tensor holds ${out.length} values, not ${outW * outH * 3}`);
   // Per output column: the left source pixel's byte offset << 12 | the right one's weight. The last
   // column's pixel is taken as the right one of its left neighbour (weight one): the same value, and
   // the right pixel is then always 3 bytes after the left one (a 1-pixel-wide row gets weight 0).
@@ -228,10 +247,13 @@ export function enlargeRgbToNchw(px: Uint8Array, w: number, h: number, outW: num
   return out;
 }
 
-/** 8-bit pixels (interleaved channels) into the model's float tensor: value range, mean/std, ink polarity, layout. */
-export function pixelsToTensor(px: Uint8Array, w: number, h: number, channels: number, pre: Preprocessing): Float32Array {
+/**
+ * 8-bit pixels (interleaved channels) into the model's float tensor: value range, mean/std, ink
+ * polarity, layout. Every value of `out` is written (a reused tensor keeps nothing of its past).
+ */
+export function pixelsToTensor(px: Uint8Array, w: number, h: number, channels: number, pre: Preprocessing, out: Float32Array = new Float32Array(w * h * channels)): Float32Array {
   const hw = w * h;
-  const out = new Float32Array(hw * channels);
+  if (out.length !== hw * channels) throw new RangeError(`the output tensor holds ${out.length} values, not ${hw * channels}`);
   const lut = channelTables(pre, channels);
   const [l0, l1, l2] = lut as [Float32Array, Float32Array | undefined, Float32Array | undefined];
   if (channels === 1) {

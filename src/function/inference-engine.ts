@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { usableCores } from './cpu-quota.js';
+import type { TensorPool } from './tensor-pool.js';
 
 export type EngineChoice = 'auto' | 'node' | 'web';
 export type EngineName = 'onnxruntime-node' | 'onnxruntime-web';
@@ -23,8 +24,9 @@ export interface ModelSession {
   /**
    * Runs the graph on one float32 input and returns the first output's data. The session may take
    * ownership of `input` (its buffer is moved to an inference thread): do not use it afterwards.
+   * With `pool`, the input's memory is given to it once the run is over (for the next request).
    */
-  run(input: Float32Array, dims: readonly number[]): Promise<Float32Array>;
+  run(input: Float32Array, dims: readonly number[], pool?: TensorPool): Promise<Float32Array>;
   /**
    * Runs every session of the model once on a zero input of `dims` (a first run allocates and plans).
    * Call once, before run(); returns the first output.
@@ -121,8 +123,9 @@ function wrap(ort: OrtModule, name: EngineName, reason: string, sessionOptions: 
         warmUp: (dims) => run(new Float32Array(elementCount(dims)), dims),
         release: () => session.release(),
       };
-      async function run(input: Float32Array, dims: readonly number[]): Promise<Float32Array> {
+      async function run(input: Float32Array, dims: readonly number[], pool?: TensorPool): Promise<Float32Array> {
         const out = await session.run({ [inputName as string]: new ort.Tensor('float32', input, dims) });
+        pool?.give(input);
         const data = out[outputName as string]?.data;
         if (!(data instanceof Float32Array)) throw new Error(`output ${outputName} is not a float32 tensor`);
         return data;
@@ -134,7 +137,8 @@ function wrap(ort: OrtModule, name: EngineName, reason: string, sessionOptions: 
 /**
  * The inference thread's code (plain CommonJS: it runs as is under node, vitest and tsx). It loads
  * its own onnxruntime-node session of the model and runs one request at a time; results come back
- * by moving the output's buffer, not copying it.
+ * by moving the output's buffer, not copying it, and the input's buffer comes back with them (reused
+ * for a later request).
  */
 const WORKER_SOURCE = `'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
@@ -152,7 +156,8 @@ ort.InferenceSession.create(workerData.model, workerData.options).then(
       session.run({ [input]: new ort.Tensor('float32', m.input, m.dims) }).then(
         (out) => {
           const data = out[output] && out[output].data;
-          if (data instanceof Float32Array) parentPort.postMessage({ data }, [data.buffer]);
+          const back = m.input.byteLength > 0 && m.input.byteLength === m.input.buffer.byteLength ? [m.input.buffer] : [];
+          if (data instanceof Float32Array) parentPort.postMessage({ data, input: back.length ? m.input : undefined }, [data.buffer, ...back]);
           else parentPort.postMessage({ error: 'output ' + output + ' is not a float32 tensor' });
         },
         (e) => parentPort.postMessage({ error: message(e) }),
@@ -169,6 +174,8 @@ interface WorkerReply {
   inputs?: TensorInfo[];
   outputs?: TensorInfo[];
   data?: Float32Array;
+  /** The run's input, moved back. */
+  input?: Float32Array;
   error?: string;
 }
 
@@ -252,10 +259,11 @@ async function workerPoolSession(ortPath: string, model: Uint8Array, options: Re
   const waiting: Array<() => void> = [];
   let active = 0;
 
-  /** One run on one thread; the input is moved to the thread. */
-  async function runOn(thread: InferenceThread, input: Float32Array, dims: readonly number[]): Promise<Float32Array> {
+  /** One run on one thread; the input is moved to the thread (and back, into `pool`). */
+  async function runOn(thread: InferenceThread, input: Float32Array, dims: readonly number[], pool?: TensorPool): Promise<Float32Array> {
     const whole = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength && input.buffer instanceof ArrayBuffer;
     const reply = await thread.request({ input, dims }, whole ? [input.buffer as ArrayBuffer] : []);
+    if (pool) pool.give(reply.input ?? input);
     if (!(reply.data instanceof Float32Array)) throw new Error(`output ${outputs[0]?.name} is not a float32 tensor`);
     return reply.data;
   }
@@ -265,7 +273,7 @@ async function workerPoolSession(ortPath: string, model: Uint8Array, options: Re
     outputs,
     parallelism: parallel,
     threads: { alone: cores, sideBySide: { runs: parallel, threads: shared.length > 0 ? share : cores } },
-    async run(input, dims) {
+    async run(input, dims, pool) {
       // A finishing run hands its slot straight to the first waiter (active stays as it is).
       if (active >= parallel) await new Promise<void>((resolve) => waiting.push(resolve));
       else active++;
@@ -273,7 +281,7 @@ async function workerPoolSession(ortPath: string, model: Uint8Array, options: Re
       // most parallel - 1 others run, so one of the `parallel` shared sessions is idle).
       const thread = active === 1 || shared.length === 0 ? solo : (idleShared.pop() as InferenceThread);
       try {
-        return await runOn(thread, input, dims);
+        return await runOn(thread, input, dims, pool);
       } finally {
         if (thread !== solo) idleShared.push(thread);
         const next = waiting.shift();

@@ -1,9 +1,11 @@
 // The function's own bilinear enlargement (photos smaller than the model's input) must give the
-// pixels sharp's `linear` resize gives, and its fused tensor path (WebAssembly) the values of the two-step one.
+// pixels sharp's `linear` resize gives, and its fused tensor path (WebAssembly) the values of the
+// two-step one; a reused input tensor must come out as a new one would.
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { enlargeRgbToNchw, pixelsToTensor, resizeBilinear } from '../../src/function/image-tensor.js';
+import { enlargeRgbToNchw, imageToTensor, pixelsToTensor, readImageInfo, resizeBilinear } from '../../src/function/image-tensor.js';
 import type { Preprocessing } from '../../src/function/model-catalog.js';
+import { TensorPool } from '../../src/function/tensor-pool.js';
 import { image } from './helpers.js';
 
 const IMAGENET: Preprocessing = { color: 'rgb', resize: { kind: 'center-crop', shorterSide: 224, crop: 224 }, range: [0, 1], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], layout: 'NCHW' };
@@ -35,5 +37,68 @@ describe('bilinear enlargement', () => {
       const twoStep = pixelsToTensor(resizeBilinear(px, w, h, 3, outW, outH), outW, outH, 3, IMAGENET);
       expect(Array.from(fused), `${w}x${h} -> ${outW}x${outH}`).toEqual(Array.from(twoStep));
     }
+  });
+});
+
+describe('reused input tensors', () => {
+  const MNIST: Preprocessing = { color: 'grey', resize: { kind: 'fill', width: 28, height: 28 }, range: [0, 255], ink: 'bright', layout: 'NCHW' };
+  const DIGITS: Preprocessing = { color: 'grey', resize: { kind: 'fill', width: 8, height: 8 }, range: [0, 16], ink: 'bright', layout: 'flat' };
+  const NHWC: Preprocessing = { ...IMAGENET, layout: 'flat' };
+
+  it('every path writes every value: a tensor full of old values comes out as a new one', async () => {
+    const limits = { maxPixels: 50e6 };
+    // tiger.jpg (304x166): enlarged by the WebAssembly kernel; squirrel.jpg: reduced by libvips; then grey paths and the interleaved layout.
+    const cases: Array<[string, Preprocessing]> = [['tiger.jpg', IMAGENET], ['squirrel.jpg', IMAGENET], ['tiger.jpg', NHWC], ['digit-4.png', MNIST], ['digit-5.jpg', DIGITS], ['kitten.png', MNIST]];
+    for (const [file, pre] of cases) {
+      const photo = image(file);
+      const info = await readImageInfo(photo, limits);
+      const fresh = await imageToTensor(photo, info, pre, limits);
+      const pool = new TensorPool(1);
+      pool.give(new Float32Array(fresh.data.length).fill(Number.NaN));
+      const reused = await imageToTensor(photo, info, pre, limits, pool);
+      expect(pool.available(fresh.data.length), file).toBe(0);
+      expect(Array.from(reused.data), `${file} ${pre.resize.kind} ${pre.layout}`).toEqual(Array.from(fresh.data));
+    }
+  });
+
+  it('a tensor of the wrong size is refused, not half written', () => {
+    const px = new Uint8Array(10 * 10 * 3);
+    expect(() => enlargeRgbToNchw(px, 10, 10, 20, 20, IMAGENET, new Float32Array(20 * 20 * 3 - 1))).toThrow(/holds 1199 values, not 1200/);
+    expect(() => pixelsToTensor(px, 10, 10, 3, IMAGENET, new Float32Array(301))).toThrow(/holds 301 values, not 300/);
+  });
+});
+
+describe('TensorPool', () => {
+  it('gives back what it was given, by length, and keeps at most its limit', () => {
+    const pool = new TensorPool(2);
+    const a = new Float32Array(8);
+    const b = new Float32Array(8);
+    const c = new Float32Array(8);
+    pool.give(a);
+    pool.give(a); // twice the same: kept once
+    pool.give(b);
+    pool.give(c); // over the limit: left to the garbage collector
+    expect(pool.available(8)).toBe(2);
+    expect(pool.available(4)).toBe(0);
+    expect([pool.take(8), pool.take(8)]).toEqual(expect.arrayContaining([a, b]));
+    const d = pool.take(8);
+    expect(d).not.toBe(c);
+    expect(d).toHaveLength(8);
+    expect(pool.take(4)).toHaveLength(4);
+  });
+
+  it('refuses views into larger buffers and buffers moved to another thread', () => {
+    const pool = new TensorPool(4);
+    pool.give(new Float32Array(new ArrayBuffer(64), 16, 8));
+    pool.give(new Float32Array(new ArrayBuffer(64), 0, 8));
+    const moved = new Float32Array(8);
+    const { port1, port2 } = new MessageChannel();
+    port1.postMessage(moved, [moved.buffer]);
+    port1.close();
+    port2.close();
+    expect(moved.byteLength).toBe(0);
+    pool.give(moved);
+    expect(pool.available(8)).toBe(0);
+    expect(pool.available(0)).toBe(0);
   });
 });

@@ -9,6 +9,7 @@ import { usableCores } from '../../src/function/cpu-quota.js';
 import { imageToTensor, readImageInfo } from '../../src/function/image-tensor.js';
 import { loadEngine, nodeSessionOptions } from '../../src/function/inference-engine.js';
 import { defaultModelsDir, loadCatalog } from '../../src/function/model-catalog.js';
+import { TensorPool } from '../../src/function/tensor-pool.js';
 import { image } from './helpers.js';
 
 const CORES = usableCores();
@@ -57,4 +58,32 @@ describe('onnxruntime-node sessions', () => {
       await session.release();
     }
   });
+
+  for (const choice of ['node', 'web'] as const) {
+    it(`hand each input back for the next request (${choice} engine), and a reused one gives the same scores`, async () => {
+      const { bytes, data, dims } = await mobilenetInput('tiger.jpg');
+      const engine = await loadEngine(choice);
+      const session = await engine.createSession(bytes);
+      try {
+        await session.warmUp(dims);
+        const pool = new TensorPool(4);
+        const input = data.slice();
+        const first = await session.run(input, dims, pool);
+        expect(pool.available(data.length)).toBe(1);
+        const again = pool.take(data.length);
+        expect(again.byteLength).toBe(data.byteLength);
+        if (choice === 'node') expect(input.byteLength).toBe(0); // moved to the inference thread; `again` is its memory, moved back
+        again.set(data);
+        const second = await session.run(again, dims, pool);
+        expect(top1(first)).toBe(292);
+        expect(Array.from(second)).toEqual(Array.from(first));
+        // Side by side: every input comes back.
+        await Promise.all(Array.from({ length: engine.parallelRuns + 1 }, () => session.run(data.slice(), dims, pool)));
+        expect(pool.available(data.length)).toBe(Math.min(4, 1 + engine.parallelRuns + 1));
+      } finally {
+        await session.release();
+      }
+    });
+  }
 });
+
