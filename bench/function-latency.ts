@@ -412,10 +412,10 @@ async function main(): Promise<void> {
   lines.push('process start -> /_/health 200 (dist/function/main.js, 3 starts each):');
   for (const s of starts) lines.push(`  ${s.what}: ${s.ms.map((m) => `${f(m, 0)} ms`).join(', ')} (median ${f(stats(s.ms).p50, 0)} ms)`);
   lines.push(`first requests after /_/health 200 (${PHOTO} over HTTP, one connection; medians of the 3 starts):`);
-  for (const s of starts) {
-    if (!s.first) continue;
-    const med = (k: 'first' | 'next9' | 'then40') => f(stats((s.first ?? []).map((x) => x[k])).p50);
-    lines.push(`  ${s.what}: 1st ${med('first')} ms; 2nd-10th p50 ${med('next9')} ms; 11th-50th p50 ${med('then40')} ms`);
+  for (const { what, first } of starts) {
+    if (!first) continue;
+    const med = (k: 'first' | 'next9' | 'then40') => f(stats(first.map((x) => x[k])).p50);
+    lines.push(`  ${what}: 1st ${med('first')} ms; 2nd-10th p50 ${med('next9')} ms; 11th-50th p50 ${med('then40')} ms`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }

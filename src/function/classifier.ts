@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { FunctionError } from './function-error.js';
 import { imageToTensor, readImageInfo, warmUpEnlargement, type ImageInfo, type ImageLimits } from './image-tensor.js';
 import { loadEngine, type EngineChoice, type InferenceEngine, type ModelSession, type RunThreads, type TensorInfo } from './inference-engine.js';
-import { findModel, loadCatalog, type Catalog, type FunctionName, type ModelEntry } from './model-catalog.js';
+import { findModel, loadCatalog, tensorDimsOf, type Catalog, type FunctionName, type ModelEntry } from './model-catalog.js';
 import { locateModel, pullModel } from './model-store.js';
 import { loadLabels, topPredictions, type Label, type Prediction } from './predictions.js';
 import { TensorPool } from './tensor-pool.js';
@@ -77,10 +77,7 @@ function shapeText(shape: readonly (number | string)[] | undefined): string {
 
 /** The [1, ...] tensor shape the catalog's preprocessing produces for a model. */
 export function inputDimsOf(entry: ModelEntry): number[] {
-  const p = entry.preprocessing;
-  const channels = p.color === 'grey' ? 1 : 3;
-  const [w, h] = p.resize.kind === 'center-crop' ? [p.resize.crop, p.resize.crop] : [p.resize.width, p.resize.height];
-  return p.layout === 'NCHW' ? [1, channels, h, w] : [1, w * h * channels];
+  return tensorDimsOf(entry.preprocessing);
 }
 
 function checkShape(entry: ModelEntry, dims: number[], input: TensorInfo): void {

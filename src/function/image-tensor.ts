@@ -6,7 +6,7 @@
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { enlargeRgbPlanes, WEIGHT_BITS } from './enlarge-wasm.js';
 import { FunctionError } from './function-error.js';
-import type { Preprocessing } from './model-catalog.js';
+import { inputSizeOf, tensorDimsOf, type Preprocessing } from './model-catalog.js';
 import type { TensorPool } from './tensor-pool.js';
 
 // Every request carries different bytes: libvips' operation cache would only hold memory.
@@ -68,18 +68,13 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
   let pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', autoOrient: true, pages: 1 });
   // The region of the (oriented) image that becomes the model's input.
   let region = { left: 0, top: 0, width: info.width, height: info.height };
-  let outW: number;
-  let outH: number;
+  const [outW, outH] = inputSizeOf(pre);
   if (pre.resize.kind === 'center-crop') {
     // "Shorter side to shorterSide, centre crop crop", computed as one crop of the original
     // (crop/shorterSide of its shorter side) then one resize: cheaper, same pixels.
     const side = Math.min(info.width, info.height);
     const cropSide = Math.max(1, Math.round((side * pre.resize.crop) / pre.resize.shorterSide));
     region = { left: Math.floor((info.width - cropSide) / 2), top: Math.floor((info.height - cropSide) / 2), width: cropSide, height: cropSide };
-    outW = outH = pre.resize.crop;
-  } else {
-    outW = pre.resize.width;
-    outH = pre.resize.height;
   }
   const channels = pre.color === 'grey' ? 1 : 3;
   // Enlarging (photos smaller than the model's input, like most thumbnails): libvips decodes and cuts
@@ -127,8 +122,7 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
   let data: Float32Array;
   if (enlargeHere && usesEnlargeKernel(pre) && rawW * 3 < 1 << 19) data = enlargeRgbToNchw(px, rawW, rawH, outW, outH, pre, out);
   else data = pixelsToTensor(enlargeHere ? resizeBilinear(px, rawW, rawH, channels, outW, outH) : px, outW, outH, channels, pre, out);
-  const dims = pre.layout === 'NCHW' ? [1, channels, outH, outW] : [1, outW * outH * channels];
-  return { data, dims, decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
+  return { data, dims: tensorDimsOf(pre), decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
 }
 
 /** Whether photos smaller than this preprocessing's input are enlarged by the WebAssembly kernel. */
@@ -143,7 +137,7 @@ function usesEnlargeKernel(pre: Preprocessing): boolean {
  */
 export function warmUpEnlargement(pre: Preprocessing): void {
   if (!usesEnlargeKernel(pre)) return;
-  const [outW, outH] = pre.resize.kind === 'center-crop' ? [pre.resize.crop, pre.resize.crop] : [pre.resize.width, pre.resize.height];
+  const [outW, outH] = inputSizeOf(pre);
   const [w, h] = [Math.ceil((outW * 3) / 4), Math.ceil((outH * 3) / 4)];
   enlargeRgbToNchw(new Uint8Array(w * h * 3), w, h, outW, outH, pre);
 }

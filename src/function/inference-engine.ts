@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { usableCores } from './cpu-quota.js';
-import type { TensorPool } from './tensor-pool.js';
+import { ownsWholeBuffer, type TensorPool } from './tensor-pool.js';
 
 export type EngineChoice = 'auto' | 'node' | 'web';
 export type EngineName = 'onnxruntime-node' | 'onnxruntime-web';
@@ -261,9 +261,8 @@ async function workerPoolSession(ortPath: string, model: Uint8Array, options: Re
 
   /** One run on one thread; the input is moved to the thread (and back, into `pool`). */
   async function runOn(thread: InferenceThread, input: Float32Array, dims: readonly number[], pool?: TensorPool): Promise<Float32Array> {
-    const whole = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength && input.buffer instanceof ArrayBuffer;
-    const reply = await thread.request({ input, dims }, whole ? [input.buffer as ArrayBuffer] : []);
-    if (pool) pool.give(reply.input ?? input);
+    const reply = await thread.request({ input, dims }, ownsWholeBuffer(input) ? [input.buffer] : []);
+    pool?.give(reply.input ?? input);
     if (!(reply.data instanceof Float32Array)) throw new Error(`output ${outputs[0]?.name} is not a float32 tensor`);
     return reply.data;
   }

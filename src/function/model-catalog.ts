@@ -84,6 +84,18 @@ export type Preprocessing = z.infer<typeof preprocessingSchema>;
 export type FunctionEntry = z.infer<typeof functionEntrySchema>;
 export type CatalogData = z.infer<typeof catalogSchema>;
 
+/** Width and height of the image a preprocessing feeds the model. */
+export function inputSizeOf(pre: Preprocessing): [width: number, height: number] {
+  return pre.resize.kind === 'center-crop' ? [pre.resize.crop, pre.resize.crop] : [pre.resize.width, pre.resize.height];
+}
+
+/** The [1, ...] tensor shape a preprocessing produces. */
+export function tensorDimsOf(pre: Preprocessing): number[] {
+  const channels = pre.color === 'grey' ? 1 : 3;
+  const [w, h] = inputSizeOf(pre);
+  return pre.layout === 'NCHW' ? [1, channels, h, w] : [1, w * h * channels];
+}
+
 export interface Catalog extends CatalogData {
   /** The folder holding catalog.json, the bundled .onnx files and the label files. */
   dir: string;

@@ -6,6 +6,11 @@
 // and the first request 19 ms instead of 9. So the inference threads hand each input back with the
 // answer, and a later request writes into it.
 
+/** Whether `tensor` spans all of its own (not shared, not moved away) buffer, so that it may be moved or reused whole. */
+export function ownsWholeBuffer(tensor: Float32Array): tensor is Float32Array<ArrayBuffer> {
+  return tensor.buffer instanceof ArrayBuffer && tensor.byteOffset === 0 && tensor.byteLength > 0 && tensor.byteLength === tensor.buffer.byteLength;
+}
+
 /** Float32 buffers by length, kept for reuse; at most `keep` per length. */
 export class TensorPool {
   private readonly free = new Map<number, Float32Array[]>();
@@ -19,8 +24,8 @@ export class TensorPool {
 
   /** Hands a tensor back for reuse once nothing reads or writes it any more. */
   give(tensor: Float32Array): void {
-    // Only whole, attached buffers: a view into a larger buffer, or a buffer moved elsewhere, is not ours to reuse.
-    if (tensor.byteOffset !== 0 || tensor.byteLength === 0 || tensor.byteLength !== tensor.buffer.byteLength) return;
+    // A view into a larger buffer, or a buffer moved elsewhere, is not ours to reuse.
+    if (!ownsWholeBuffer(tensor)) return;
     const list = this.free.get(tensor.length) ?? [];
     if (list.length >= this.keep || list.includes(tensor)) return;
     list.push(tensor);
