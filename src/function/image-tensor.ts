@@ -6,6 +6,7 @@
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { enlargeRgbPlanes, WEIGHT_BITS } from './enlarge-wasm.js';
 import { FunctionError } from './function-error.js';
+import { readHeaderInfo } from './image-header.js';
 import { inputSizeOf, tensorDimsOf, type Preprocessing } from './model-catalog.js';
 import type { TensorPool } from './tensor-pool.js';
 
@@ -28,20 +29,28 @@ export interface ImageLimits {
   maxPixels: number;
 }
 
-/** Reads the header only: format and size. Throws a 4xx FunctionError for anything we would not decode. */
-export async function readImageInfo(bytes: Buffer, limits: ImageLimits): Promise<ImageInfo> {
+/** What sharp (libvips) says of an image's header: format and size after EXIF orientation. */
+async function libvipsHeaderInfo(bytes: Buffer): Promise<{ format: string; width: number | undefined; height: number | undefined }> {
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
     throw new FunctionError(400, 'not_an_image', `the data is not an image (expected ${ACCEPTED_FORMAT_LIST})`);
   }
-  const format = ACCEPTED_FORMATS[meta.format];
+  return { format: meta.format, width: meta.autoOrient?.width ?? meta.width, height: meta.autoOrient?.height ?? meta.height };
+}
+
+/**
+ * Reads the header only: format and size (from the bytes themselves for plain JPEG and PNG, see
+ * image-header.ts; else from libvips). Throws a 4xx FunctionError for anything we would not decode.
+ */
+export async function readImageInfo(bytes: Buffer, limits: ImageLimits): Promise<ImageInfo> {
+  const header = readHeaderInfo(bytes) ?? (await libvipsHeaderInfo(bytes));
+  const format = ACCEPTED_FORMATS[header.format];
   if (!format) {
-    throw new FunctionError(415, 'unsupported_image_format', `${meta.format.toUpperCase()} images are not accepted; send ${ACCEPTED_FORMAT_LIST}`);
+    throw new FunctionError(415, 'unsupported_image_format', `${header.format.toUpperCase()} images are not accepted; send ${ACCEPTED_FORMAT_LIST}`);
   }
-  const width = meta.autoOrient?.width ?? meta.width;
-  const height = meta.autoOrient?.height ?? meta.height;
+  const { width, height } = header;
   if (!width || !height) throw new FunctionError(400, 'bad_image', `the ${format} image has no width or height`);
   if (width * height > limits.maxPixels) {
     throw new FunctionError(
