@@ -5,8 +5,6 @@
 // most requests carry, a few header bytes say it. This module reads them only where the answer is
 // certain to be libvips' own: a sound header and no EXIF data (whose orientation libvips would apply,
 // swapping width and height). Anything else, including every doubt, answers "unknown" and sharp decides.
-import { crc32 } from 'node:zlib';
-
 export interface HeaderInfo {
   /** sharp's format name. */
   format: 'jpeg' | 'png';
@@ -64,12 +62,13 @@ function chunkType(b: Uint8Array, i: number): string {
 }
 
 /**
- * A PNG's IHDR (checked as libspng checks it: length, CRC, size, depth and colour type), then every
- * chunk's header up to IEND: unknown if any carries EXIF data or the chunk list is broken.
+ * A PNG's IHDR (length, size, bit depth and colour type as libspng checks them; its checksum is left to
+ * the decoder, which refuses a damaged one: zlib.crc32 needs Node 20.15 and pifaas runs on 20.9, its
+ * arm/v7 test image on 20.11), then every chunk's header up to IEND: unknown if any carries EXIF data
+ * or the chunk list is broken.
  */
 function pngHeader(b: Uint8Array): HeaderInfo | undefined {
   if (b.length < 33 || u32(b, 8) !== 13 || chunkType(b, 12) !== 'IHDR') return undefined;
-  if (crc32(b.subarray(12, 29)) !== u32(b, 29)) return undefined;
   const width = u32(b, 16);
   const height = u32(b, 20);
   const depth = b[24] as number;
