@@ -22,7 +22,7 @@ function isStartOfFrame(marker: number): boolean {
  * libvips takes metadata from). Unknown on any APP1 segment (EXIF, or XMP: left to libvips), a
  * second frame header, a zero size (the height comes later, in a DNL marker) or any irregularity.
  */
-function jpegHeader(b: Uint8Array): HeaderInfo | undefined {
+function jpegHeader(b: Buffer): HeaderInfo | undefined {
   let size: { width: number; height: number } | undefined;
   let i = 2;
   while (i + 4 <= b.length) {
@@ -35,12 +35,12 @@ function jpegHeader(b: Uint8Array): HeaderInfo | undefined {
     if (marker === 0xda) return size ? { format: 'jpeg', ...size } : undefined;
     // Markers without a length (SOI, EOI, RSTn, TEM) do not belong before the first scan.
     if (marker === 0x00 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd9) || marker === 0xe1) return undefined;
-    const length = ((b[i + 2] as number) << 8) | (b[i + 3] as number);
+    const length = b.readUInt16BE(i + 2);
     if (length < 2 || i + 2 + length > b.length) return undefined;
     if (isStartOfFrame(marker)) {
       if (size || length < 8) return undefined;
-      const height = ((b[i + 5] as number) << 8) | (b[i + 6] as number);
-      const width = ((b[i + 7] as number) << 8) | (b[i + 8] as number);
+      const height = b.readUInt16BE(i + 5);
+      const width = b.readUInt16BE(i + 7);
       if (width === 0 || height === 0) return undefined;
       size = { width, height };
     }
@@ -49,17 +49,9 @@ function jpegHeader(b: Uint8Array): HeaderInfo | undefined {
   return undefined;
 }
 
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Valid bit depths per PNG colour type. */
 const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
-
-function u32(b: Uint8Array, i: number): number {
-  return (((b[i] as number) << 24) | ((b[i + 1] as number) << 16) | ((b[i + 2] as number) << 8) | (b[i + 3] as number)) >>> 0;
-}
-
-function chunkType(b: Uint8Array, i: number): string {
-  return String.fromCharCode(b[i] as number, b[i + 1] as number, b[i + 2] as number, b[i + 3] as number);
-}
 
 /**
  * A PNG's IHDR (length, size, bit depth and colour type as libspng checks them; its checksum is left to
@@ -67,18 +59,18 @@ function chunkType(b: Uint8Array, i: number): string {
  * arm/v7 test image on 20.11), then every chunk's header up to IEND: unknown if any carries EXIF data
  * or the chunk list is broken.
  */
-function pngHeader(b: Uint8Array): HeaderInfo | undefined {
-  if (b.length < 33 || u32(b, 8) !== 13 || chunkType(b, 12) !== 'IHDR') return undefined;
-  const width = u32(b, 16);
-  const height = u32(b, 20);
+function pngHeader(b: Buffer): HeaderInfo | undefined {
+  if (b.length < 33 || b.readUInt32BE(8) !== 13 || b.toString('latin1', 12, 16) !== 'IHDR') return undefined;
+  const width = b.readUInt32BE(16);
+  const height = b.readUInt32BE(20);
   const depth = b[24] as number;
   const colour = b[25] as number;
   if (width === 0 || height === 0 || width > 0x7fffffff || height > 0x7fffffff) return undefined;
   if (!PNG_DEPTHS[colour]?.includes(depth) || b[26] !== 0 || b[27] !== 0 || (b[28] as number) > 1) return undefined;
   let i = 33;
   while (i + 12 <= b.length) {
-    const length = u32(b, i);
-    const type = chunkType(b, i + 4);
+    const length = b.readUInt32BE(i);
+    const type = b.toString('latin1', i + 4, i + 8);
     if (type === 'IEND') return { format: 'png', width, height };
     // eXIf, and the older zxIf/exIf of some writers: orientation that libvips may apply.
     if (/xif$/i.test(type)) return undefined;
@@ -89,8 +81,8 @@ function pngHeader(b: Uint8Array): HeaderInfo | undefined {
 }
 
 /** Format and size from a JPEG or PNG header, or undefined whenever sharp must be asked. */
-export function readHeaderInfo(bytes: Uint8Array): HeaderInfo | undefined {
+export function readHeaderInfo(bytes: Buffer): HeaderInfo | undefined {
   if (bytes.length >= 4 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return jpegHeader(bytes);
-  if (bytes.length >= 8 && PNG_SIGNATURE.every((v, k) => bytes[k] === v)) return pngHeader(bytes);
+  if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return pngHeader(bytes);
   return undefined;
 }

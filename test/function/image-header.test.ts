@@ -18,6 +18,9 @@ async function libvipsSays(bytes: Buffer): Promise<{ format: string; width: numb
   }
 }
 
+/** A 40x20 image to encode in every way. */
+const base = () => sharp({ create: { width: 40, height: 20, channels: 3, background: '#336699' } });
+
 describe('image headers read without libvips', () => {
   it('give libvips’ answer for the real photos, and leave the one with EXIF data to libvips', async () => {
     const files = [...PHOTOS.map((p) => p.file), ...DIGITS.map((d) => d.file)];
@@ -33,7 +36,6 @@ describe('image headers read without libvips', () => {
   });
 
   it('give libvips’ answer for every kind of JPEG and PNG; EXIF and XMP are left to libvips', async () => {
-    const base = () => sharp({ create: { width: 40, height: 20, channels: 3, background: '#336699' } });
     const read: Array<[string, Buffer]> = [
       ['baseline JPEG', await base().jpeg().toBuffer()],
       ['progressive JPEG', await base().jpeg({ progressive: true }).toBuffer()],
@@ -65,7 +67,6 @@ describe('image headers read without libvips', () => {
   });
 
   it('the function still sees images turned by EXIF orientation as libvips turns them', async () => {
-    const base = () => sharp({ create: { width: 40, height: 20, channels: 3, background: '#336699' } });
     for (const bytes of [await base().jpeg().withMetadata({ orientation: 6 }).toBuffer(), await base().png().withMetadata({ orientation: 8 }).toBuffer()]) {
       const info = await readImageInfo(bytes, { maxPixels: 50e6 });
       expect({ width: info.width, height: info.height }).toEqual({ width: 20, height: 40 });
