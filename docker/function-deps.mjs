@@ -140,6 +140,8 @@ function prune(nodeModules, npmCpu) {
   }
   // sharp's WebAssembly fallback is only used where no native build exists; the target has one.
   rmSync(join(nodeModules, '@img/sharp-wasm32'), { recursive: true, force: true });
+  // The function only decodes JPEGs with @jsquash/jpeg (src/function/jpeg-decoder.ts), never encodes.
+  rmSync(join(nodeModules, '@jsquash/jpeg/codec/enc'), { recursive: true, force: true });
   // zod ships its TypeScript sources next to the compiled files.
   rmSync(join(nodeModules, 'zod/src'), { recursive: true, force: true });
   walk(nodeModules, (path, name, st) => {

@@ -10,6 +10,13 @@ export interface HeaderInfo {
   format: 'jpeg' | 'png';
   width: number;
   height: number;
+  /**
+   * JPEG only: libvips' sRGB pixels are the JPEG decoder's own, so another build of the same decoder
+   * gives the same pixels (see jpeg-decoder.ts): 8-bit Huffman-coded (baseline, extended or
+   * progressive), 1 or 3 components, and no APP2 segment (no ICC profile for sharp to apply, no
+   * multi-picture data).
+   */
+  decoderPixels?: boolean;
 }
 
 /** JPEG start-of-frame markers (SOF0-SOF15 except DHT, JPG and DAC), which carry the frame size. */
@@ -24,6 +31,7 @@ function isStartOfFrame(marker: number): boolean {
  */
 function jpegHeader(b: Buffer): HeaderInfo | undefined {
   let size: { width: number; height: number } | undefined;
+  let decoderPixels = true;
   let i = 2;
   while (i + 4 <= b.length) {
     if (b[i] !== 0xff) return undefined;
@@ -32,7 +40,7 @@ function jpegHeader(b: Buffer): HeaderInfo | undefined {
       i++; // fill byte
       continue;
     }
-    if (marker === 0xda) return size ? { format: 'jpeg', ...size } : undefined;
+    if (marker === 0xda) return size ? { format: 'jpeg', ...size, decoderPixels } : undefined;
     // Markers without a length (SOI, EOI, RSTn, TEM) do not belong before the first scan.
     if (marker === 0x00 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd9) || marker === 0xe1) return undefined;
     const length = b.readUInt16BE(i + 2);
@@ -43,7 +51,10 @@ function jpegHeader(b: Buffer): HeaderInfo | undefined {
       const width = b.readUInt16BE(i + 7);
       if (width === 0 || height === 0) return undefined;
       size = { width, height };
+      const components = b[i + 9];
+      if (marker > 0xc2 || b[i + 4] !== 8 || (components !== 1 && components !== 3)) decoderPixels = false;
     }
+    if (marker === 0xe2) decoderPixels = false;
     i += 2 + length;
   }
   return undefined;

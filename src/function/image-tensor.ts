@@ -1,12 +1,15 @@
 // Why: turns untrusted image bytes into the exact float tensor a catalog model expects (resize/crop,
 // colour, value range, mean/std, layout), with sharp (libvips) doing decode, orientation, crop and
 // reduction in one streaming pass (JPEGs shrink on load), and the enlargement of small photos done
-// here, fused with the normalisation (cheaper than libvips' upsizing path; the same pixels). Untrusted input is checked first: only real photo formats, a pixel
-// limit against decompression bombs, and clear errors for corrupt or truncated files.
+// here, fused with the normalisation (cheaper than libvips' upsizing path; the same pixels). Small
+// plain JPEGs are decoded on this thread instead (jpeg-decoder.ts: the same pixels, without libvips'
+// thread round trip). Untrusted input is checked first: only real photo formats, a pixel limit
+// against decompression bombs, and clear errors for corrupt or truncated files.
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { enlargeRgbPlanes, WEIGHT_BITS } from './enlarge-wasm.js';
 import { FunctionError } from './function-error.js';
 import { readHeaderInfo } from './image-header.js';
+import { decodeJpegRegion, type PixelRegion } from './jpeg-decoder.js';
 import { inputSizeOf, tensorDimsOf, type Preprocessing } from './model-catalog.js';
 import type { TensorPool } from './tensor-pool.js';
 
@@ -22,6 +25,8 @@ export interface ImageInfo {
   /** Width and height after EXIF orientation. */
   width: number;
   height: number;
+  /** A JPEG whose pixels may come from jpeg-decoder.ts (see HeaderInfo.decoderPixels). */
+  decoderPixels?: boolean;
 }
 
 export interface ImageLimits {
@@ -45,7 +50,7 @@ async function libvipsHeaderInfo(bytes: Buffer): Promise<{ format: string; width
  * image-header.ts; else from libvips). Throws a 4xx FunctionError for anything we would not decode.
  */
 export async function readImageInfo(bytes: Buffer, limits: ImageLimits): Promise<ImageInfo> {
-  const header = readHeaderInfo(bytes) ?? (await libvipsHeaderInfo(bytes));
+  const header: { format: string; width?: number; height?: number; decoderPixels?: boolean } = readHeaderInfo(bytes) ?? (await libvipsHeaderInfo(bytes));
   const format = ACCEPTED_FORMATS[header.format];
   if (!format) {
     throw new FunctionError(415, 'unsupported_image_format', `${header.format.toUpperCase()} images are not accepted; send ${ACCEPTED_FORMAT_LIST}`);
@@ -59,13 +64,13 @@ export async function readImageInfo(bytes: Buffer, limits: ImageLimits): Promise
       `the ${format} image is ${width}x${height} (${(width * height / 1e6).toFixed(1)} megapixels), more than the limit of ${(limits.maxPixels / 1e6).toFixed(1)} megapixels (PIFAAS_MAX_PIXELS); send a smaller image`,
     );
   }
-  return { format, width, height };
+  return { format, width, height, decoderPixels: header.decoderPixels === true };
 }
 
 export interface PreparedInput {
   data: Float32Array;
   dims: number[];
-  /** libvips decode + orientation + crop + resize (one fused pass). */
+  /** Decode + orientation + crop + resize (libvips, one fused pass; or jpeg-decoder.ts + crop). */
   decodeMs: number;
   /** Conversion of the pixels into the normalised float tensor. */
   preprocessMs: number;
@@ -74,9 +79,8 @@ export interface PreparedInput {
 /** Decodes, resizes and normalises an image into a model's input tensor (taken from `pool` when given). */
 export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preprocessing, limits: ImageLimits, pool?: TensorPool): Promise<PreparedInput> {
   const t0 = performance.now();
-  let pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', autoOrient: true, pages: 1 });
   // The region of the (oriented) image that becomes the model's input.
-  let region = { left: 0, top: 0, width: info.width, height: info.height };
+  let region: PixelRegion = { left: 0, top: 0, width: info.width, height: info.height };
   const [outW, outH] = inputSizeOf(pre);
   if (pre.resize.kind === 'center-crop') {
     // "Shorter side to shorterSide, centre crop crop", computed as one crop of the original
@@ -86,12 +90,35 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
     region = { left: Math.floor((info.width - cropSide) / 2), top: Math.floor((info.height - cropSide) / 2), width: cropSide, height: cropSide };
   }
   const channels = pre.color === 'grey' ? 1 : 3;
-  // Enlarging (photos smaller than the model's input, like most thumbnails): libvips decodes and cuts
-  // out the region, and the bilinear enlargement is done here, in one pass over the output (libvips'
+  // Enlarging (photos smaller than the model's input, like most thumbnails): the region is decoded and
+  // cut out, and the bilinear enlargement is done here, in one pass over the output (libvips'
   // upsizing path costs more than the decode itself on a 224x224 output). Anything else: libvips
   // resizes (lanczos3, JPEG shrink-on-load when the whole image is reduced).
   const enlargeHere = region.width <= outW && region.height <= outH && (region.width < outW || region.height < outH);
   const [rawW, rawH] = enlargeHere ? [region.width, region.height] : [outW, outH];
+  // A small plain JPEG that needs no reduction is decoded on this thread (jpeg-decoder.ts), unless
+  // its decoder has a doubt; everything else, and every doubt, goes through libvips.
+  const noLibvipsResize = rawW === region.width && rawH === region.height;
+  const fast = info.decoderPixels && channels === 3 && noLibvipsResize ? decodeJpegRegion(bytes, info.width, info.height, region) : undefined;
+  const decoded = fast ?? (await libvipsPixels(bytes, info, pre, region, [rawW, rawH], limits));
+  const t1 = performance.now();
+  // A plain Uint8Array view, not the Buffer subclass: keeps the pixel loops monomorphic (faster).
+  const px = new Uint8Array(decoded.buffer, decoded.byteOffset, decoded.byteLength);
+  const out = pool ? pool.take(outW * outH * channels) : new Float32Array(outW * outH * channels);
+  let data: Float32Array;
+  if (enlargeHere && usesEnlargeKernel(pre) && rawW * 3 < 1 << 19) data = enlargeRgbToNchw(px, rawW, rawH, outW, outH, pre, out);
+  else data = pixelsToTensor(enlargeHere ? resizeBilinear(px, rawW, rawH, channels, outW, outH) : px, outW, outH, channels, pre, out);
+  return { data, dims: tensorDimsOf(pre), decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
+}
+
+/**
+ * libvips decodes the image (failing on any decoder warning), applies its orientation and colour
+ * profile, cuts out `region` and resizes it to `size` in one pass: 8-bit pixels, interleaved.
+ */
+async function libvipsPixels(bytes: Buffer, info: ImageInfo, pre: Preprocessing, region: PixelRegion, size: [number, number], limits: ImageLimits): Promise<Buffer> {
+  const [outW, outH] = inputSizeOf(pre);
+  const [rawW, rawH] = size;
+  let pipeline = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', autoOrient: true, pages: 1 });
   if (pre.resize.kind === 'center-crop' && region.width > outW && region.height > outH) {
     // Reduction: resize the whole image first, then cut the centre out of the result, so that libvips
     // may decode a JPEG at 1/2, 1/4 or 1/8 scale (shrink-on-load is off after a pre-resize extract).
@@ -103,7 +130,7 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
       .extract({ left: Math.floor((rw - outW) / 2), top: Math.floor((rh - outH) / 2), width: outW, height: outH });
   } else {
     if (region.width !== info.width || region.height !== info.height) pipeline = pipeline.extract(region);
-    if (!enlargeHere && (region.width !== outW || region.height !== outH)) {
+    if (rawW !== region.width || rawH !== region.height) {
       // Reduction: libvips' default lanczos3. Enlargement of one side only: bilinear, as torchvision's Resize.
       const enlarging = region.width < outW || region.height < outH;
       pipeline = pipeline.resize(outW, outH, { fit: 'fill', kernel: enlarging ? 'linear' : 'lanczos3' });
@@ -121,17 +148,11 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
     }
     throw new FunctionError(400, 'bad_image', `the ${info.format} image is corrupt or truncated and cannot be decoded (${msg.split('\n')[0]})`);
   }
-  const t1 = performance.now();
+  const channels = pre.color === 'grey' ? 1 : 3;
   if (raw.info.channels !== channels || raw.info.width !== rawW || raw.info.height !== rawH) {
     throw new FunctionError(400, 'bad_image', `the ${info.format} image decoded to an unexpected shape ${raw.info.width}x${raw.info.height}x${raw.info.channels}`);
   }
-  // A plain Uint8Array view, not the Buffer subclass: keeps the pixel loops monomorphic (faster).
-  const px = new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength);
-  const out = pool ? pool.take(outW * outH * channels) : new Float32Array(outW * outH * channels);
-  let data: Float32Array;
-  if (enlargeHere && usesEnlargeKernel(pre) && rawW * 3 < 1 << 19) data = enlargeRgbToNchw(px, rawW, rawH, outW, outH, pre, out);
-  else data = pixelsToTensor(enlargeHere ? resizeBilinear(px, rawW, rawH, channels, outW, outH) : px, outW, outH, channels, pre, out);
-  return { data, dims: tensorDimsOf(pre), decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
+  return raw.data;
 }
 
 /** Whether photos smaller than this preprocessing's input are enlarged by the WebAssembly kernel. */

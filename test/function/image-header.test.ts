@@ -18,6 +18,12 @@ async function libvipsSays(bytes: Buffer): Promise<{ format: string; width: numb
   }
 }
 
+/** The header reader's answer without its JPEG decoder flag (checked on its own below). */
+function sizeOf(bytes: Buffer): { format: string; width: number; height: number } | undefined {
+  const info = readHeaderInfo(bytes);
+  return info && { format: info.format, width: info.width, height: info.height };
+}
+
 /** A 40x20 image to encode in every way. */
 const base = () => sharp({ create: { width: 40, height: 20, channels: 3, background: '#336699' } });
 
@@ -26,7 +32,7 @@ describe('image headers read without libvips', () => {
     const files = [...PHOTOS.map((p) => p.file), ...DIGITS.map((d) => d.file)];
     for (const file of files) {
       const bytes = image(file);
-      const ours = readHeaderInfo(bytes);
+      const ours = sizeOf(bytes);
       if (file === 'squirrel.jpg') {
         expect(ours, 'squirrel.jpg carries EXIF data').toBeUndefined();
         continue;
@@ -51,7 +57,7 @@ describe('image headers read without libvips', () => {
       ['greyscale PNG', await base().greyscale().png().toBuffer()],
     ];
     for (const [what, bytes] of read) {
-      const ours = readHeaderInfo(bytes);
+      const ours = sizeOf(bytes);
       expect(ours, what).toBeDefined();
       expect(ours, what).toEqual(await libvipsSays(bytes));
     }
@@ -64,6 +70,17 @@ describe('image headers read without libvips', () => {
       ['GIF', await base().gif().toBuffer()],
     ];
     for (const [what, bytes] of leftToLibvips) expect(readHeaderInfo(bytes), what).toBeUndefined();
+  });
+
+  it('say which JPEGs libvips decodes to the decoder’s own pixels (no colour profile, 1 or 3 components, 8 bits)', async () => {
+    const flag = async (img: sharp.Sharp) => readHeaderInfo(await img.toBuffer())?.decoderPixels;
+    expect(await flag(base().jpeg())).toBe(true);
+    expect(await flag(base().jpeg({ progressive: true, optimiseCoding: true }))).toBe(true);
+    expect(await flag(base().jpeg({ chromaSubsampling: '4:4:4' }))).toBe(true);
+    expect(await flag(base().greyscale().jpeg())).toBe(true);
+    expect(await flag(base().toColourspace('cmyk').jpeg()), 'CMYK: libvips converts with a profile').toBe(false);
+    expect(await flag(base().jpeg().withIccProfile('p3')), 'ICC profile: libvips applies it').toBe(false);
+    expect(await flag(base().png()), 'not a JPEG').toBeUndefined();
   });
 
   it('the function still sees images turned by EXIF orientation as libvips turns them', async () => {
@@ -85,7 +102,7 @@ describe('image headers read without libvips', () => {
         let bytes = Buffer.from(original);
         if (n % 3 === 0) bytes = bytes.subarray(0, Math.floor(random() * bytes.length));
         else for (let k = 0; k < 1 + (n % 4); k++) bytes[Math.floor(random() * Math.min(bytes.length, n % 3 === 1 ? 300 : bytes.length))] = Math.floor(random() * 256);
-        const ours = readHeaderInfo(bytes);
+        const ours = sizeOf(bytes);
         if (!ours) continue;
         answered++;
         const theirs = await libvipsSays(bytes);

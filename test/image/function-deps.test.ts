@@ -37,11 +37,11 @@ describe('function-deps.mjs', () => {
   it('cuts the lock file down to the native engine, sharp and zod, at the project lock versions', async () => {
     const { pkg, lock } = await manifestFor('node');
     const rootLock = JSON.parse(await readFile(path.join(root, 'package-lock.json'), 'utf8')) as Lock;
-    expect(Object.keys(pkg.dependencies).sort()).toEqual(['onnxruntime-node', 'sharp', 'zod']);
+    expect(Object.keys(pkg.dependencies).sort()).toEqual(['@jsquash/jpeg', 'onnxruntime-node', 'sharp', 'zod']);
     expect(pkg.type).toBe('module');
     expect(lock.packages['']?.dependencies).toEqual(pkg.dependencies);
     const got = names(lock);
-    expect(got).toEqual(expect.arrayContaining(['onnxruntime-node', 'onnxruntime-common', 'sharp', '@img/sharp-linux-arm64', '@img/sharp-linux-x64', 'zod']));
+    expect(got).toEqual(expect.arrayContaining(['@jsquash/jpeg', 'onnxruntime-node', 'onnxruntime-common', 'sharp', '@img/sharp-linux-arm64', '@img/sharp-linux-x64', 'zod']));
     for (const cli of [...CLI_ONLY, 'onnxruntime-web']) expect(got).not.toContain(cli);
     for (const [p, entry] of Object.entries(lock.packages)) {
       if (p) expect(entry).toEqual(rootLock.packages[p]);
@@ -50,7 +50,7 @@ describe('function-deps.mjs', () => {
 
   it('gives the armhf image onnxruntime-web and not onnxruntime-node', async () => {
     const got = names((await manifestFor('web')).lock);
-    expect(got).toEqual(expect.arrayContaining(['onnxruntime-web', 'sharp', '@img/sharp-linux-arm', '@img/sharp-libvips-linux-arm', 'zod']));
+    expect(got).toEqual(expect.arrayContaining(['@jsquash/jpeg', 'onnxruntime-web', 'sharp', '@img/sharp-linux-arm', '@img/sharp-libvips-linux-arm', 'zod']));
     for (const cli of [...CLI_ONLY, 'onnxruntime-node']) expect(got).not.toContain(cli);
   });
 
