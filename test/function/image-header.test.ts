@@ -73,7 +73,7 @@ describe('image headers read without libvips', () => {
   });
 
   it('say which JPEGs libvips decodes to the decoder’s own pixels (no colour profile, 1 or 3 components, 8 bits)', async () => {
-    const flag = async (img: sharp.Sharp) => readHeaderInfo(await img.toBuffer())?.decoderPixels;
+    const flag = async (img: ReturnType<typeof sharp>) => readHeaderInfo(await img.toBuffer())?.decoderPixels;
     expect(await flag(base().jpeg())).toBe(true);
     expect(await flag(base().jpeg({ progressive: true, optimiseCoding: true }))).toBe(true);
     expect(await flag(base().jpeg({ chromaSubsampling: '4:4:4' }))).toBe(true);
