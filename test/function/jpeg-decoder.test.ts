@@ -55,7 +55,7 @@ describe('the WebAssembly JPEG decoder', () => {
       ['odd size 33x17', await tiger(33, 17).jpeg().toBuffer()],
       ['one pixel', await tiger(1, 1).jpeg().toBuffer()],
       ['tall and thin 7x300', await tiger(7, 300).jpeg().toBuffer()],
-      ['largest it takes, 512x512', await tiger(512, 512).jpeg().toBuffer()],
+      ['largest it takes, 256x512', await tiger(256, 512).jpeg().toBuffer()],
     ];
     for (const [what, bytes] of kinds) {
       const { width, height, region } = whole(bytes);
@@ -137,7 +137,7 @@ describe('the WebAssembly JPEG decoder', () => {
   });
 
   it('leaves JPEGs larger than its limit, or not the size their header says, to libvips', async () => {
-    const big = await tiger(513, 512).jpeg().toBuffer();
+    const big = await tiger(257, 512).jpeg().toBuffer();
     const b = whole(big);
     expect(decodeJpegRegion(big, b.width, b.height, b.region)).toBeUndefined();
     const small = image('tiger.jpg');
