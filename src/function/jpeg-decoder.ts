@@ -12,8 +12,9 @@ import mozjpegDecoder, { type MozJPEGModule } from '@jsquash/jpeg/codec/dec/mozj
 
 /**
  * Largest JPEG (width x height) decoded here, as it holds up the event loop: every photo whose shorter
- * side is at most 256 pixels, up to 1:2. (On the development VM: 0.5 ms for tiger.jpg's 50,464 pixels,
- * about 2 ms at the limit; 512x512 took 9 ms, where libvips' round trip matters little.)
+ * side is at most 256 pixels, up to 1:2. Near this size the two decoders cost about the same (on the
+ * development VM, after 10 ms idle: 256x512 tiger 1.7 ms here, 2.4 ms through sharp; 256x512 squirrel
+ * 2.9 and 2.7 ms; 304x166 tiger 0.8 and 1.7 ms), and beyond it libvips' SIMD decode wins.
  */
 export const JPEG_DECODER_MAX_PIXELS = 256 * 512;
 
