@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { FunctionError } from './function-error.js';
 import { imageToTensor, readImageInfo, warmUpEnlargement, type ImageInfo, type ImageLimits } from './image-tensor.js';
-import { loadJpegDecoder } from './jpeg-decoder.js';
+import { startJpegDecoder } from './jpeg-decoder.js';
 import { loadEngine, type EngineChoice, type InferenceEngine, type ModelSession, type RunThreads, type TensorInfo } from './inference-engine.js';
 import { findModel, loadCatalog, tensorDimsOf, type Catalog, type FunctionName, type ModelEntry } from './model-catalog.js';
 import { locateModel, pullModel } from './model-store.js';
@@ -321,22 +321,27 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
     located.push({ entry, ...loc });
   }
   if (located.length === 0) throw new StartupError(`none of ${opts.name}'s models (${ids.join(', ')}) is in ${catalog.dir}`);
-  // The small-JPEG decoder loads while the engine and models do; without it libvips decodes everything.
-  const jpegDecoder = loadJpegDecoder().catch((e: Error) => log(`the WebAssembly JPEG decoder did not load (${e.message}); libvips decodes every image`));
+  // The WebAssembly JPEG decoder for small photos compiles and warms up (about 30 ms of this thread)
+  // while the models load in their worker threads; should it fail, libvips decodes every image.
+  const noise = { width: 64, height: 64, channels: 3 as const, background: '#808080', noise: { type: 'gaussian' as const, mean: 128, sigma: 50 } };
+  const jpegDecoder = sharp({ create: noise })
+    .jpeg()
+    .toBuffer()
+    .then(startJpegDecoder)
+    .catch((e: Error) => log(`the WebAssembly JPEG decoder did not start (${e.message}); libvips decodes every image`));
   const engine = await loadEngine(opts.engine ?? 'auto', { spinning: opts.ortSpinning ?? false, ...(opts.inferenceConcurrency ? { parallelRuns: opts.inferenceConcurrency } : {}) });
   const models: LoadedModel[] = [];
   for (const l of located) models.push(await loadModel(engine, catalog, l.entry, l));
   const defaultModel = requested && models.some((m) => m.entry.id === requested) ? requested : models.find((m) => m.entry.id === fn.defaultModel)?.entry.id ?? (models[0] as LoadedModel).entry.id;
   const classifier = new Classifier(opts.name, engine, models, defaultModel, notices, engine.parallelRuns, { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS });
-  await jpegDecoder;
   await warmUp(classifier);
+  await jpegDecoder;
   return classifier;
 }
 
 /**
  * Runs one whole request per model (a synthetic JPEG through decode, resize, tensor, inference and
- * labels; its size needs no resize, so the WebAssembly JPEG decoder takes it), and the enlargement
- * kernel of small photos once, so the first real callers do not pay for sharp's, the JIT's and the
+ * labels), and the enlargement kernel of small photos once, so the first real callers do not pay for sharp's, the JIT's and the
  * WebAssembly compiler's first use. (A second whole request with a small
  * photo cost more start-up time than it saved on the first request; measured 2026-12-05.)
  */

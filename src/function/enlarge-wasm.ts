@@ -4,6 +4,7 @@
 // made it cost about as much as the JPEG decode. The same integer arithmetic in WebAssembly has no
 // such checks. The module is small enough to assemble here from named opcodes (no build step, no
 // binary blob): two functions, one per pass, driven from JavaScript row by row.
+import { wasm, type WasmMemory } from './wasm-api.js';
 
 /** WebAssembly opcodes used below (https://webassembly.github.io/spec/core/binary/instructions.html). */
 const OP = {
@@ -147,18 +148,6 @@ function assemble(): Uint8Array {
     ...section(10, vec([code(hrowBody()), code(vrowBody())])), // code
   ]);
 }
-
-/** The part of the WebAssembly JS API used here (the project's TypeScript libs declare none). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: object };
-}
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 interface Kernel {
   memory: WasmMemory;

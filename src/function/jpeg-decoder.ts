@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import mozjpegDecoder, { type MozJPEGModule } from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
+import { wasm, type WasmInstance, type WasmModule } from './wasm-api.js';
 
 /**
  * Largest JPEG (width x height) decoded here, as it holds up the event loop: every photo whose shorter
@@ -25,51 +26,83 @@ export interface PixelRegion {
   height: number;
 }
 
-let wasmBinary: Promise<Buffer> | undefined;
+let compiled: Promise<WasmModule> | undefined;
 let decoder: MozJPEGModule | undefined;
-let loading: Promise<void> | undefined;
+let replacing: Promise<void> | undefined;
 /** Set when the decoder writes anything (libjpeg's warnings and errors go to stderr). */
 let spoke = false;
 
+/** A new instance of the compiled decoder (instances share its machine code, so a new one is fast at once). */
+async function instantiate(): Promise<MozJPEGModule> {
+  compiled ??= readFile(createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm')).then((bytes) => wasm.compile(bytes));
+  const module = await compiled;
+  const note = () => {
+    spoke = true;
+  };
+  // Emscripten module options beyond the package's type declaration: its output hooks, and the
+  // instantiation from our compiled module (instead of fetching the file, which Node cannot).
+  const options = {
+    noInitialRun: true,
+    print: note,
+    printErr: note,
+    instantiateWasm: (imports: object, done: (instance: WasmInstance) => void) => {
+      const instance = new wasm.Instance(module, imports);
+      done(instance);
+      return instance.exports;
+    },
+  };
+  return mozjpegDecoder(options as Parameters<typeof mozjpegDecoder>[0]);
+}
+
 /**
- * Instantiates the decoder (the WebAssembly file is read once). Also after an error: libjpeg leaves
- * its allocations behind when it gives up, so that instance and its memory are dropped.
+ * Compiles the decoder and decodes `sample` (a JPEG) once, because V8 compiles each WebAssembly
+ * function on its first call (about 15 ms here): a request should not pay for that. Until this
+ * resolves, decodeJpegRegion leaves every JPEG to libvips.
  */
-export function loadJpegDecoder(): Promise<void> {
-  loading ??= (async () => {
-    wasmBinary ??= readFile(createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'));
-    const note = () => {
-      spoke = true;
-    };
-    // Emscripten module options beyond the package's type declaration: its own output hooks and the
-    // WebAssembly bytes (instead of fetching them from beside the script, which Node cannot).
-    const options = { noInitialRun: true, wasmBinary: await wasmBinary, print: note, printErr: note };
-    decoder = await mozjpegDecoder(options as Parameters<typeof mozjpegDecoder>[0]);
-  })().finally(() => {
-    loading = undefined;
-  });
-  return loading;
+export async function startJpegDecoder(sample: Uint8Array): Promise<void> {
+  const d = await instantiate();
+  d.decode(sample, true);
+  decoder ??= d;
+}
+
+/** Resolves once a decoder dropped after an error has been replaced (tests wait for it). */
+export function jpegDecoderReplaced(): Promise<void> {
+  return replacing ?? Promise.resolve();
+}
+
+/**
+ * After an error libjpeg leaves its allocations behind, so the instance is dropped (with its memory)
+ * and a new one made in the background.
+ */
+function replaceDecoder(): void {
+  decoder = undefined;
+  replacing ??= instantiate()
+    .then(
+      (d) => {
+        decoder = d;
+      },
+      () => undefined,
+    )
+    .finally(() => {
+      replacing = undefined;
+    });
 }
 
 /**
  * Decodes a JPEG and returns the RGB pixels of `region` (interleaved, 8 bits), or undefined when
- * libvips must decide: the decoder is not loaded (yet), the JPEG is larger than
+ * libvips must decide: the decoder is not started (yet), the JPEG is larger than
  * JPEG_DECODER_MAX_PIXELS or not `width` x `height`, or the decoder warned or failed.
  */
 export function decodeJpegRegion(bytes: Uint8Array, width: number, height: number, region: PixelRegion): Uint8Array | undefined {
   if (width * height > JPEG_DECODER_MAX_PIXELS) return undefined;
   const current = decoder;
-  if (!current) {
-    void loadJpegDecoder().catch(() => undefined);
-    return undefined;
-  }
+  if (!current) return undefined;
   spoke = false;
   let image: ReturnType<MozJPEGModule['decode']>;
   try {
     image = current.decode(bytes, true);
   } catch {
-    decoder = undefined;
-    void loadJpegDecoder().catch(() => undefined);
+    replaceDecoder();
     return undefined;
   }
   if (spoke || !image || image.width !== width || image.height !== height || image.data.length !== width * height * 4) return undefined;
