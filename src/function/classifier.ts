@@ -37,7 +37,7 @@ export interface Classification {
   model: string;
   engine: string;
   predictions: Prediction[];
-  image: { format: string; width: number; height: number };
+  image: Omit<ImageInfo, 'decoderPixels'>;
   timings: { decodeMs: number; preprocessMs: number; queueMs: number; inferenceMs: number; totalMs: number };
 }
 
@@ -341,8 +341,8 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
 
 /**
  * Runs one whole request per model (a synthetic JPEG through decode, resize, tensor, inference and
- * labels), and the enlargement kernel of small photos once, so the first real callers do not pay for sharp's, the JIT's and the
- * WebAssembly compiler's first use. (A second whole request with a small
+ * labels), and the enlargement kernel of small photos once, so the first real callers do not pay for
+ * sharp's, the JIT's and the WebAssembly compiler's first use. (A second whole request with a small
  * photo cost more start-up time than it saved on the first request; measured 2026-12-05.)
  */
 async function warmUp(classifier: Classifier): Promise<void> {

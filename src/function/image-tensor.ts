@@ -10,7 +10,7 @@ import { enlargeRgbPlanes, WEIGHT_BITS } from './enlarge-wasm.js';
 import { FunctionError } from './function-error.js';
 import { readHeaderInfo } from './image-header.js';
 import { decodeJpegRegion, type PixelRegion } from './jpeg-decoder.js';
-import { inputSizeOf, tensorDimsOf, type Preprocessing } from './model-catalog.js';
+import { channelsOf, inputSizeOf, tensorDimsOf, type Preprocessing } from './model-catalog.js';
 import type { TensorPool } from './tensor-pool.js';
 
 // Every request carries different bytes: libvips' operation cache would only hold memory.
@@ -89,7 +89,7 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
     const cropSide = Math.max(1, Math.round((side * pre.resize.crop) / pre.resize.shorterSide));
     region = { left: Math.floor((info.width - cropSide) / 2), top: Math.floor((info.height - cropSide) / 2), width: cropSide, height: cropSide };
   }
-  const channels = pre.color === 'grey' ? 1 : 3;
+  const channels = channelsOf(pre);
   // Enlarging (photos smaller than the model's input, like most thumbnails): the region is decoded and
   // cut out, and the bilinear enlargement is done here, in one pass over the output (libvips'
   // upsizing path costs more than the decode itself on a 224x224 output). Anything else: libvips
@@ -148,7 +148,7 @@ async function libvipsPixels(bytes: Buffer, info: ImageInfo, pre: Preprocessing,
     }
     throw new FunctionError(400, 'bad_image', `the ${info.format} image is corrupt or truncated and cannot be decoded (${msg.split('\n')[0]})`);
   }
-  const channels = pre.color === 'grey' ? 1 : 3;
+  const channels = channelsOf(pre);
   if (raw.info.channels !== channels || raw.info.width !== rawW || raw.info.height !== rawH) {
     throw new FunctionError(400, 'bad_image', `the ${info.format} image decoded to an unexpected shape ${raw.info.width}x${raw.info.height}x${raw.info.channels}`);
   }

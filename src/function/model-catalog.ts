@@ -89,9 +89,14 @@ export function inputSizeOf(pre: Preprocessing): [width: number, height: number]
   return pre.resize.kind === 'center-crop' ? [pre.resize.crop, pre.resize.crop] : [pre.resize.width, pre.resize.height];
 }
 
+/** Colour channels of the image a preprocessing feeds the model. */
+export function channelsOf(pre: Preprocessing): 1 | 3 {
+  return pre.color === 'grey' ? 1 : 3;
+}
+
 /** The [1, ...] tensor shape a preprocessing produces. */
 export function tensorDimsOf(pre: Preprocessing): number[] {
-  const channels = pre.color === 'grey' ? 1 : 3;
+  const channels = channelsOf(pre);
   const [w, h] = inputSizeOf(pre);
   return pre.layout === 'NCHW' ? [1, channels, h, w] : [1, w * h * channels];
 }
