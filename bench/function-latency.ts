@@ -1,7 +1,8 @@
 // Why: the function must stay close to the bare inference engine. In one run, on the same model and
 // photo, this measures: bare onnxruntime-node session.run; the function's in-process handler
 // (decode + preprocess + inference + answer); end-to-end HTTP latency at concurrency 1 (p50, p99)
-// against the real function process (dist/function/main.js); requests/s at concurrency 1, 2, 4, 8
+// against the real function process (dist/function/main.js) and against a Node server that only reads
+// the body and answers (the machine's HTTP floor); requests/s at concurrency 1, 2, 4, 8
 // (autocannon); process start -> /_/health 200 for the bundled models, and the latency of the first
 // 50 requests after it (a function scaled up from zero serves them at once). It prints the ratios the
 // targets are stated in (HTTP p50 / bare run; throughput / (1000 / bare ms); decode+preprocess /
@@ -163,6 +164,31 @@ async function stopFunction(fp: FunctionProcess): Promise<void> {
 
 let nextPort = 18600 + Math.floor(Math.random() * 1000);
 
+/**
+ * The machine's HTTP floor: a Node server in a process of its own that reads the body and answers a
+ * small JSON document, nothing else. Its round trip is what any Node HTTP function costs on this
+ * machine before it does any work (on a virtual machine, mostly waking the two processes' threads).
+ */
+const FLOOR_SERVER = `const http = require('node:http');
+http.createServer((req, res) => {
+  let bytes = 0;
+  req.on('data', (c) => { bytes += c.length; });
+  req.on('end', () => {
+    const text = JSON.stringify({ bytes });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+    res.end(text);
+  });
+}).listen(Number(process.env.port), '127.0.0.1', () => process.stdout.write('listening\\n'));`;
+
+async function startFloorServer(port: number): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, ['-e', FLOOR_SERVER], { env: { PATH: process.env.PATH, port: String(port) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`the floor server exited with ${code}`)));
+    proc.stdout?.once('data', () => resolve());
+  });
+  return proc;
+}
+
 function postLatency(port: number, body: Buffer, agent: http.Agent): Promise<number> {
   return new Promise((resolve, reject) => {
     const t = performance.now();
@@ -187,6 +213,8 @@ interface ModelReport {
   decodePlusPre: number;
   inference: number;
   http: ReturnType<typeof stats>;
+  /** Round trips to the floor server, interleaved with the others. */
+  floor: ReturnType<typeof stats>;
   rps: Record<number, number>;
   /** CPU ms per bare run (this process, interleaved rounds) and per request of the function process at c=4. */
   bareCpuMs: number;
@@ -249,8 +277,13 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   process.stderr.write(`function process threads (after warm-up): ${JSON.stringify(health.models[0]?.threads)}\n`);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const httpOnce = () => postLatency(fp.port, photo, agent);
+  const floorPort = nextPort++;
+  const floorServer = await startFloorServer(floorPort);
+  const floorAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const floorOnce = () => postLatency(floorPort, photo, floorAgent);
   for (let i = 0; i < 5; i++) {
     await bareOnce();
+    await floorOnce();
     await handlerOnce();
     await httpOnce();
   }
@@ -260,6 +293,7 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const defaultsMs: number[] = [];
   const handlerMs: number[] = [];
   const httpMs: number[] = [];
+  const floorMs: number[] = [];
   const timed = async (into: number[], fn: () => Promise<unknown>) => {
     const t = performance.now();
     await fn();
@@ -267,11 +301,16 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   };
   const end = performance.now() + SECONDS * 1000 * 1.5;
   while (performance.now() < end || bareMs.length < 20) {
+    // The floor request follows a bare run as the function's request follows the handler's: both
+    // find the machine just out of a run of the model.
     await timed(bareMs, bareOnce);
+    floorMs.push(await floorOnce());
     await timed(handlerMs, handlerOnce);
     httpMs.push(await httpOnce());
   }
   agent.destroy();
+  floorAgent.destroy();
+  floorServer.kill();
   // Not interleaved: after each run, a spinning session's threads keep a core busy for a while, which
   // would slow down whatever the next measurement is (the in-process handler).
   for (let i = 0; i < 5; i++) await defaultsOnce();
@@ -281,9 +320,10 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const bareDefaults = stats(defaultsMs);
   const handler = stats(handlerMs);
   const httpLat = stats(httpMs);
+  const floor = stats(floorMs);
   const dp = stats(timings.map((t) => t.d)).p50;
   const inf = stats(timings.map((t) => t.i)).p50;
-  process.stderr.write(`latency (n=${bare.n}, interleaved): bare p50 ${f(bare.p50)} ms; handler p50 ${f(handler.p50)} ms (decode+preprocess ${f(dp)}, inference ${f(inf)}); HTTP p50 ${f(httpLat.p50)} ms, p99 ${f(httpLat.p99)} ms\n`);
+  process.stderr.write(`latency (n=${bare.n}, interleaved): bare p50 ${f(bare.p50)} ms; handler p50 ${f(handler.p50)} ms (decode+preprocess ${f(dp)}, inference ${f(inf)}); HTTP p50 ${f(httpLat.p50)} ms, p99 ${f(httpLat.p99)} ms; HTTP floor p50 ${f(floor.p50)} ms\n`);
 
   const rounds = 3;
   const slice = Math.max(1, Math.round(SECONDS / rounds));
@@ -322,7 +362,7 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   await session.release();
   await classifier.close();
 
-  return { model: modelId, bare, bareThroughput, bareDefaults, bareThreads, handler, decodePlusPre: dp, inference: inf, http: httpLat, rps, bareCpuMs, c4CpuMs };
+  return { model: modelId, bare, bareThroughput, bareDefaults, bareThreads, handler, decodePlusPre: dp, inference: inf, http: httpLat, floor, rps, bareCpuMs, c4CpuMs };
 }
 
 interface StartFigures {
@@ -407,6 +447,7 @@ async function main(): Promise<void> {
     const bareRps = 1000 / r.bareThroughput.p50;
     lines.push(`  ${label}: bare ${f(bareRps, 1)} req/s; ${[1, 2, 4, 8].map((c) => `c=${c} ${f((r.rps[c] ?? NaN) / bareRps)}x`).join(', ')}`);
     lines.push(`  ${label}: bare session on ${r.bareThreads} intra-op thread(s) (the faster for one run); with onnxruntime's default options (its thread count, spinning): p50 ${f(r.bareDefaults.p50)} ms`);
+    lines.push(`  ${label}: HTTP floor (a Node server that only reads the body and answers, same photo, same rounds) p50 ${f(r.floor.p50)} ms; (HTTP p50 - floor p50) / bare p50 = ${f((r.http.p50 - r.floor.p50) / r.bare.p50)}x`);
     lines.push(`  ${label}: CPU time per bare run ${f(r.bareCpuMs)} ms (${f(r.bareCpuMs / r.bareThroughput.p50)} cores busy); per function request at c=4 ${f(r.c4CpuMs)} ms (decode, preprocessing, HTTP and inference)`);
   }
   lines.push('process start -> /_/health 200 (dist/function/main.js, 3 starts each):');
