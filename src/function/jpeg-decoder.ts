@@ -91,10 +91,13 @@ function replaceDecoder(): void {
 /**
  * Decodes a JPEG and returns the RGB pixels of `region` (interleaved, 8 bits), or undefined when
  * libvips must decide: the decoder is not started (yet), the JPEG is larger than
- * JPEG_DECODER_MAX_PIXELS or not `width` x `height`, or the decoder warned or failed.
+ * JPEG_DECODER_MAX_PIXELS or not `width` x `height`, `region` is not inside it, or the decoder warned
+ * or failed. Everything that needs no decoding is checked first.
  */
 export function decodeJpegRegion(bytes: Uint8Array, width: number, height: number, region: PixelRegion): Uint8Array | undefined {
   if (width * height > JPEG_DECODER_MAX_PIXELS) return undefined;
+  const { left, top } = region;
+  if (left < 0 || top < 0 || left + region.width > width || top + region.height > height) return undefined;
   const current = decoder;
   if (!current) return undefined;
   spoke = false;
@@ -106,8 +109,6 @@ export function decodeJpegRegion(bytes: Uint8Array, width: number, height: numbe
     return undefined;
   }
   if (spoke || !image || image.width !== width || image.height !== height || image.data.length !== width * height * 4) return undefined;
-  const { left, top } = region;
-  if (left < 0 || top < 0 || left + region.width > width || top + region.height > height) return undefined;
   const rgba = image.data;
   const out = new Uint8Array(region.width * region.height * 3);
   let o = 0;
