@@ -4,7 +4,7 @@
 // Everything is validated at start-up, so a typo stops the container with a message, not a surprise.
 import { z } from 'zod';
 import { parseGoDuration } from './go-duration.js';
-import { defaultParallelRuns, parseEngineChoice, type EngineChoice } from './inference-engine.js';
+import { DEFAULT_INLINE_MAX_MS, defaultParallelRuns, parseEngineChoice, type EngineChoice } from './inference-engine.js';
 import { FUNCTION_NAMES, modelsDirFromEnv, type FunctionName } from './model-catalog.js';
 import { parseUrlPolicy, type UrlPolicy } from './url-policy.js';
 import { DEFAULT_MAX_PIXELS } from './classifier.js';
@@ -32,6 +32,8 @@ export interface FunctionConfig {
   /** Inferences run side by side per model (PIFAAS_INFERENCE_CONCURRENCY; default 2, 1 on one core; see inference-engine.ts). */
   inferenceConcurrency: number;
   ortSpinning: boolean;
+  /** A run alone at most this long goes on the event loop (PIFAAS_INLINE_RUN_MAX; 0: never; see inference-engine.ts). */
+  inlineRunMaxMs: number;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -103,6 +105,7 @@ const envSchema = z.object({
   PIFAAS_URL_TIMEOUT: duration('PIFAAS_URL_TIMEOUT', '10s'),
   PIFAAS_INFERENCE_CONCURRENCY: integer('PIFAAS_INFERENCE_CONCURRENCY', 0, 1, 64),
   PIFAAS_ORT_SPINNING: integer('PIFAAS_ORT_SPINNING', 0, 0, 1),
+  PIFAAS_INLINE_RUN_MAX: duration('PIFAAS_INLINE_RUN_MAX', `${DEFAULT_INLINE_MAX_MS}ms`),
 });
 
 /** Reads and validates the function's configuration from an environment. */
@@ -134,5 +137,6 @@ export function functionConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Fun
     urlTimeoutMs: e.PIFAAS_URL_TIMEOUT,
     inferenceConcurrency: e.PIFAAS_INFERENCE_CONCURRENCY || defaultParallelRuns(),
     ortSpinning: e.PIFAAS_ORT_SPINNING === 1,
+    inlineRunMaxMs: e.PIFAAS_INLINE_RUN_MAX,
   };
 }

@@ -45,6 +45,7 @@ export async function startFunctionService(config: FunctionConfig, opts: StartSe
     maxPixels: config.maxPixels,
     inferenceConcurrency: config.inferenceConcurrency,
     ortSpinning: config.ortSpinning,
+    inlineRunMaxMs: config.inlineRunMaxMs,
   }).then(
     (classifier) => {
       server.ready(classifier);

@@ -16,6 +16,18 @@ export interface TensorInfo {
   shape: readonly (number | string)[] | undefined;
 }
 
+export interface RunOptions {
+  /** Given, the input's memory goes to it once the run is over (for the next request). */
+  pool?: TensorPool;
+  /**
+   * The caller has nothing else in flight and has seen no overlapping requests lately: a short run
+   * may go on the calling thread's event loop (see poolSession).
+   */
+  alone?: boolean;
+  /** Called right after a run that went on the event loop, before its promise settles. */
+  ranOnEventLoop?: () => void;
+}
+
 export interface ModelSession {
   readonly inputs: readonly TensorInfo[];
   readonly outputs: readonly TensorInfo[];
@@ -24,24 +36,34 @@ export interface ModelSession {
   /**
    * Runs the graph on one float32 input and returns the first output's data. The session may take
    * ownership of `input` (its buffer is moved to an inference thread): do not use it afterwards.
-   * With `pool`, the input's memory is given to it once the run is over (for the next request).
    */
-  run(input: Float32Array, dims: readonly number[], pool?: TensorPool): Promise<Float32Array>;
+  run(input: Float32Array, dims: readonly number[], opts?: RunOptions): Promise<Float32Array>;
   /**
-   * Runs every session of the model once on a zero input of `dims` (a first run allocates and plans).
-   * Call once, before run(); returns the first output.
+   * Runs every session of the model once on a zero input of `dims` (a first run allocates and plans),
+   * and settles where a run alone goes. Call once, before run(); returns the first output.
    */
   warmUp(dims: readonly number[]): Promise<Float32Array>;
   /** How runs use the CPU (shown in /_/health). */
   readonly threads: RunThreads;
+  /** Runs so far, by where they ran (shown in /_/health). */
+  readonly runs: RunCounts;
   release(): Promise<void>;
 }
+
+export type RunPlace = 'event loop' | 'inference thread';
 
 export interface RunThreads {
   /** onnxruntime intra-op threads of a run that starts while no other runs. */
   alone: number;
+  /** Where such a run goes: the event loop (a short run, nothing else in flight) or an inference thread. */
+  aloneOn: RunPlace;
   /** Runs side by side, and the intra-op threads of each. */
   sideBySide: { runs: number; threads: number };
+}
+
+export interface RunCounts {
+  eventLoop: number;
+  inferenceThreads: number;
 }
 
 export interface InferenceEngine {
@@ -99,39 +121,43 @@ function metadataOf(session: OrtSession, names: readonly string[], meta: readonl
   });
 }
 
+/**
+ * A session on the calling thread. onnxruntime-node's run() computes there (its promise only defers
+ * the call), so while it runs that thread's event loop stands still; onnxruntime-web's does too, its
+ * intra-op threads being WebAssembly workers.
+ */
+async function eventLoopSession(ort: OrtModule, model: Uint8Array, sessionOptions: Record<string, unknown>, threads: number): Promise<ModelSession> {
+  const session = await ort.InferenceSession.create(model, sessionOptions);
+  const inputs = metadataOf(session, session.inputNames, session.inputMetadata);
+  const outputs = metadataOf(session, session.outputNames, session.outputMetadata);
+  const inputName = inputs[0]?.name;
+  const outputName = outputs[0]?.name;
+  if (!inputName || !outputName) throw new Error('the model has no input or no output');
+  const runs: RunCounts = { eventLoop: 0, inferenceThreads: 0 };
+  async function run(input: Float32Array, dims: readonly number[], opts: RunOptions = {}): Promise<Float32Array> {
+    const out = await session.run({ [inputName as string]: new ort.Tensor('float32', input, dims) });
+    runs.eventLoop++;
+    opts.pool?.give(input);
+    const data = out[outputName as string]?.data;
+    if (!(data instanceof Float32Array)) throw new Error(`output ${outputName} is not a float32 tensor`);
+    return data;
+  }
+  return {
+    inputs,
+    outputs,
+    parallelism: 1,
+    threads: { alone: threads, aloneOn: 'event loop', sideBySide: { runs: 1, threads } },
+    runs,
+    run,
+    warmUp: (dims) => run(new Float32Array(elementCount(dims)), dims),
+    release: () => session.release(),
+  };
+}
+
 function wrap(ort: OrtModule, name: EngineName, reason: string, sessionOptions: Record<string, unknown>): InferenceEngine {
   const version = ort.env.versions?.[name === 'onnxruntime-node' ? 'node' : 'web'] ?? ort.env.versions?.common ?? 'unknown';
   const threads = ort.env.wasm?.numThreads ?? 1;
-  return {
-    name,
-    version,
-    reason,
-    parallelRuns: 1,
-    async createSession(model) {
-      const session = await ort.InferenceSession.create(model, sessionOptions);
-      const inputs = metadataOf(session, session.inputNames, session.inputMetadata);
-      const outputs = metadataOf(session, session.outputNames, session.outputMetadata);
-      const inputName = inputs[0]?.name;
-      const outputName = outputs[0]?.name;
-      if (!inputName || !outputName) throw new Error('the model has no input or no output');
-      return {
-        inputs,
-        outputs,
-        parallelism: 1,
-        threads: { alone: threads, sideBySide: { runs: 1, threads } },
-        run,
-        warmUp: (dims) => run(new Float32Array(elementCount(dims)), dims),
-        release: () => session.release(),
-      };
-      async function run(input: Float32Array, dims: readonly number[], pool?: TensorPool): Promise<Float32Array> {
-        const out = await session.run({ [inputName as string]: new ort.Tensor('float32', input, dims) });
-        pool?.give(input);
-        const data = out[outputName as string]?.data;
-        if (!(data instanceof Float32Array)) throw new Error(`output ${outputName} is not a float32 tensor`);
-        return data;
-      }
-    },
-  };
+  return { name, version, reason, parallelRuns: 1, createSession: (model) => eventLoopSession(ort, model, sessionOptions, threads) };
 }
 
 /**
@@ -218,45 +244,56 @@ class InferenceThread {
 }
 
 /**
- * An onnxruntime-node session run in worker threads. onnxruntime-node's session.run() computes
+ * An onnxruntime-node session spread over threads. onnxruntime-node's session.run() computes
  * synchronously on the calling JavaScript thread (its promise only defers the call): run on the main
- * thread, every inference stops the function's event loop (no request is read, no finished decode is
+ * thread, an inference stops the function's event loop (no request is read, no finished decode is
  * picked up, no answer is sent) and no second inference can start.
  *
- * Here the main thread only decodes and answers, and up to `parallel` runs proceed at once. One run
- * alone uses all cores (onnxruntime's intra-op threads: the lowest latency); runs side by side each
- * get their share of the cores (cores / parallel threads), because two sessions that both use all
- * cores make their threads wait for each other (measured on 2 cores, ResNet-50 FP32: 2 x 1 thread
- * gives 1.1x the requests/s of 2 x 2 threads). So the pool holds one "solo" session for a run that
- * starts while nothing else runs, and `parallel` sessions of cores/parallel threads for runs that
- * start beside another: parallel + 1 copies of the weights. warmUp() runs each of them once.
+ * So runs side by side go to worker threads while the main thread decodes and answers: up to
+ * `parallel` at once, each on a session with a share of the cores (cores / parallel threads), because
+ * two sessions that both use all cores make their threads wait for each other (measured on 2 cores,
+ * ResNet-50 FP32: 2 x 1 thread gives 1.1x the requests/s of 2 x 2 threads).
+ *
+ * A run alone (nothing else in flight) gets a "solo" session with all cores: the lowest latency. If
+ * that run is short (at most `inlineMaxMs` at warm-up) and shared sessions exist to take overlapping
+ * requests, the solo session lives on the main thread and a run alone goes on the event loop: no
+ * hand-over to a worker and back, which is two thread wake-ups. (On the 2-vCPU development VM,
+ * 2026-12-05, that took ResNet-50 FP32's HTTP p50 at c=1 from 1.19-1.23x the bare run to
+ * 1.12-1.17x.) The caller says when a run is alone (RunOptions.alone); while it runs, the event loop
+ * waits for at most that short run. Otherwise (a long run, or one core) the solo session is a worker
+ * thread too. Either way: parallel + 1 copies of the weights, and warmUp() runs each session once.
  *
  * (Tried and left out, 2026-12-05: learning per model whether a run alone is faster on all cores or
  * on one. On 2 vCPUs ResNet-50 FP32 takes 25 ms on 2 threads and 41 ms on 1, MobileNetV2 INT8 2.4 and
  * 2.3 ms: all cores are right for the large model and within noise for the small one, and timing the
  * rarely used session in the function was biased against it (its thread and caches are cold).)
  */
-async function workerPoolSession(ortPath: string, model: Uint8Array, options: Record<string, unknown>, parallel: number): Promise<ModelSession> {
+function startThreads(ortPath: string, model: Uint8Array, options: Record<string, unknown>, count: number): InferenceThread[] {
+  return Array.from({ length: count }, () => new InferenceThread(ortPath, model, options));
+}
+
+async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, options: Record<string, unknown>, parallel: number, inlineMaxMs: number): Promise<ModelSession> {
   const cores = usableCores();
-  const solo = new InferenceThread(ortPath, model, options);
   const share = Math.max(1, Math.floor(cores / parallel));
-  const shared = parallel > 1 ? Array.from({ length: parallel }, () => new InferenceThread(ortPath, model, { ...options, intraOpNumThreads: share })) : [];
-  const all = [solo, ...shared];
-  let first: WorkerReply;
-  try {
-    [first] = (await Promise.all(all.map((t) => t.request(undefined)))) as [WorkerReply];
-  } catch (e) {
-    await Promise.all(all.map((t) => t.terminate()));
-    throw e;
-  }
-  const inputs = first.inputs ?? [];
-  const outputs = first.outputs ?? [];
-  if (!inputs[0] || !outputs[0]) {
-    await Promise.all(all.map((t) => t.terminate()));
-    throw new Error('the model has no input or no output');
+  const shared = startThreads(ortPath, model, { ...options, intraOpNumThreads: share }, parallel > 1 ? parallel : 0);
+  // Without shared sessions every overlapping run would wait for the event loop: the solo is a thread.
+  let solo: InferenceThread | undefined = shared.length > 0 && inlineMaxMs > 0 ? undefined : new InferenceThread(ortPath, model, options);
+  /** Kept until warm-up says whether the solo stays on the event loop (else it becomes a thread). */
+  let soloModel: Uint8Array | undefined = solo ? undefined : model;
+  const threads = (): InferenceThread[] => (solo ? [solo, ...shared] : shared);
+  const started = await Promise.allSettled([solo ? undefined : eventLoopSession(ort, model, options, cores), Promise.all(threads().map((t) => t.request(undefined)))]);
+  let inline = started[0].status === 'fulfilled' ? started[0].value : undefined;
+  const replies = started[1].status === 'fulfilled' ? started[1].value : [];
+  const failed = started.find((r) => r.status === 'rejected');
+  const inputs = inline?.inputs ?? replies[0]?.inputs ?? [];
+  const outputs = inline?.outputs ?? replies[0]?.outputs ?? [];
+  if (failed || !inputs[0] || !outputs[0]) {
+    await Promise.all([inline?.release(), ...threads().map((t) => t.terminate())]);
+    throw failed ? (failed as PromiseRejectedResult).reason : new Error('the model has no input or no output');
   }
   const idleShared = [...shared];
   const waiting: Array<() => void> = [];
+  const runs: RunCounts = { eventLoop: 0, inferenceThreads: 0 };
   let active = 0;
 
   /** One run on one thread; the input is moved to the thread (and back, into `pool`). */
@@ -271,18 +308,28 @@ async function workerPoolSession(ortPath: string, model: Uint8Array, options: Re
     inputs,
     outputs,
     parallelism: parallel,
-    threads: { alone: cores, sideBySide: { runs: parallel, threads: shared.length > 0 ? share : cores } },
-    async run(input, dims, pool) {
+    get threads(): RunThreads {
+      return { alone: cores, aloneOn: inline ? 'event loop' : 'inference thread', sideBySide: { runs: parallel, threads: shared.length > 0 ? share : cores } };
+    },
+    runs,
+    async run(input, dims, opts = {}) {
       // A finishing run hands its slot straight to the first waiter (active stays as it is).
       if (active >= parallel) await new Promise<void>((resolve) => waiting.push(resolve));
       else active++;
       // Alone: the solo session (all cores). Beside others: a session with a share of the cores (at
       // most parallel - 1 others run, so one of the `parallel` shared sessions is idle).
-      const thread = active === 1 || shared.length === 0 ? solo : (idleShared.pop() as InferenceThread);
+      const thread = active === 1 && inline && opts.alone ? undefined : active === 1 && solo ? solo : (idleShared.pop() as InferenceThread);
       try {
-        return await runOn(thread, input, dims, pool);
+        if (!thread) {
+          runs.eventLoop++;
+          const out = await (inline as ModelSession).run(input, dims, opts);
+          opts.ranOnEventLoop?.();
+          return out;
+        }
+        runs.inferenceThreads++;
+        return await runOn(thread, input, dims, opts.pool);
       } finally {
-        if (thread !== solo) idleShared.push(thread);
+        if (thread && thread !== solo) idleShared.push(thread);
         const next = waiting.shift();
         if (next) next();
         else active--;
@@ -291,23 +338,46 @@ async function workerPoolSession(ortPath: string, model: Uint8Array, options: Re
     async warmUp(dims) {
       // Every session: a session's first run allocates and plans, and side-by-side runs must not pay for it.
       // Side by side: each session has its own thread, and a first run is mostly allocation.
-      const outs = await Promise.all(all.map((t) => runOn(t, new Float32Array(elementCount(dims)), dims)));
-      return outs[0] as Float32Array;
+      const zeros = () => new Float32Array(elementCount(dims));
+      const [first] = await Promise.all([...(inline ? [inline.run(zeros(), dims)] : []), ...threads().map((t) => runOn(t, zeros(), dims))]);
+      if (inline) {
+        // The best of two more runs says whether a run alone may hold the event loop.
+        let best = Infinity;
+        for (let i = 0; i < 2; i++) {
+          const t0 = performance.now();
+          await inline.run(zeros(), dims);
+          best = Math.min(best, performance.now() - t0);
+        }
+        if (best > inlineMaxMs && soloModel) {
+          solo = new InferenceThread(ortPath, soloModel, options);
+          try {
+            await solo.request(undefined);
+            await runOn(solo, zeros(), dims);
+          } catch (e) {
+            await Promise.all([inline.release(), ...threads().map((t) => t.terminate())]);
+            throw e;
+          }
+          await inline.release();
+          inline = undefined;
+        }
+      }
+      soloModel = undefined;
+      return first as Float32Array;
     },
     release: async () => {
-      await Promise.all(all.map((t) => t.terminate()));
+      await Promise.all([inline?.release(), ...threads().map((t) => t.terminate())]);
     },
   };
 }
 
-function nodeEngine(ort: OrtModule, reason: string, sessionOptions: Record<string, unknown>, threads: number): InferenceEngine {
+function nodeEngine(ort: OrtModule, reason: string, sessionOptions: Record<string, unknown>, threads: number, inlineMaxMs: number): InferenceEngine {
   const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
   return {
     name: 'onnxruntime-node',
     version: ort.env.versions?.node ?? ort.env.versions?.common ?? 'unknown',
     reason,
     parallelRuns: threads,
-    createSession: (model) => workerPoolSession(ortPath, model, sessionOptions, threads),
+    createSession: (model) => poolSession(ort, ortPath, model, sessionOptions, threads, inlineMaxMs),
   };
 }
 
@@ -339,6 +409,12 @@ export function nodeSessionOptions(spinning = false, threads = usableCores()): R
   return { graphOptimizationLevel: 'all', executionMode: 'sequential', intraOpNumThreads: threads, extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } } };
 }
 
+/**
+ * How long a run alone may hold the event loop (PIFAAS_INLINE_RUN_MAX): health checks and newly
+ * arrived requests wait at most this long, far below any probe timeout.
+ */
+export const DEFAULT_INLINE_MAX_MS = 50;
+
 /** Inferences run side by side per model by default: two, or one on a single core. */
 export function defaultParallelRuns(): number {
   return Math.min(2, usableCores());
@@ -350,17 +426,18 @@ const WEB_OPTIONS = { graphOptimizationLevel: 'all', executionProviders: ['wasm'
  * Loads the engine to use. `auto` takes onnxruntime-node where the npm package has binaries and
  * falls back to onnxruntime-web when it is missing or does not load; `node` and `web` insist.
  */
-export async function loadEngine(choice: EngineChoice, opts: { spinning?: boolean; parallelRuns?: number } = {}): Promise<InferenceEngine> {
+export async function loadEngine(choice: EngineChoice, opts: { spinning?: boolean; parallelRuns?: number; inlineMaxMs?: number } = {}): Promise<InferenceEngine> {
   const nodeOptions = nodeSessionOptions(opts.spinning);
+  const inline = opts.inlineMaxMs ?? DEFAULT_INLINE_MAX_MS;
   const threads = Math.max(1, opts.parallelRuns ?? defaultParallelRuns());
   const platform = `${process.platform}/${process.arch}`;
   if (choice === 'web') return wrap(await importWeb(), 'onnxruntime-web', 'PIFAAS_ENGINE=web', WEB_OPTIONS);
-  if (choice === 'node') return nodeEngine(await importNode(), 'PIFAAS_ENGINE=node', nodeOptions, threads);
+  if (choice === 'node') return nodeEngine(await importNode(), 'PIFAAS_ENGINE=node', nodeOptions, threads, inline);
   if (!nodeEngineSupported()) {
     return wrap(await importWeb(), 'onnxruntime-web', `auto: onnxruntime-node has no binaries for ${platform}`, WEB_OPTIONS);
   }
   try {
-    return nodeEngine(await importNode(), `auto: native binaries for ${platform}`, nodeOptions, threads);
+    return nodeEngine(await importNode(), `auto: native binaries for ${platform}`, nodeOptions, threads, inline);
   } catch (e) {
     return wrap(await importWeb(), 'onnxruntime-web', `auto: onnxruntime-node did not load on ${platform} (${(e as Error).message.split('\n')[0]})`, WEB_OPTIONS);
   }

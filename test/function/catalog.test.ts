@@ -102,6 +102,7 @@ describe('function configuration from the environment', () => {
       maxBodyBytes: 10 * 1024 * 1024,
       inferenceConcurrency: Math.min(2, os.availableParallelism()),
       ortSpinning: false,
+      inlineRunMaxMs: 50,
     });
     expect(d.urlPolicy.enabled).toBe(false);
     expect(d.modelsDir).toBe(defaultModelsDir());
@@ -119,7 +120,9 @@ describe('function configuration from the environment', () => {
       PIFAAS_URL_ALLOW: 'images.example.com',
       PIFAAS_ORT_SPINNING: '1',
       PIFAAS_INFERENCE_CONCURRENCY: '3',
+      PIFAAS_INLINE_RUN_MAX: '20ms',
     });
+    expect(c.inlineRunMaxMs).toBe(20);
     expect(c.ortSpinning).toBe(true);
     expect(c.inferenceConcurrency).toBe(3);
     expect(c).toMatchObject({ functionName: 'faas-digits', model: 'digits-8x8', engine: 'web', modelsDir: '/opt/models', port: 9090, maxInflight: 4, readTimeoutMs: 5000, writeTimeoutMs: 60_000, execTimeoutMs: 45_000, maxBodyBytes: 1000 });
@@ -130,6 +133,7 @@ describe('function configuration from the environment', () => {
     expect(() => functionConfigFromEnv({ PIFAAS_FUNCTION: 'faas-cats' })).toThrow(/PIFAAS_FUNCTION must be faas-resnet or faas-digits, not "faas-cats"/);
     expect(() => functionConfigFromEnv({ PIFAAS_ENGINE: 'gpu' })).toThrow(/PIFAAS_ENGINE must be auto, node or web/);
     expect(() => functionConfigFromEnv({ exec_timeout: 'soon' })).toThrow(/exec_timeout: "soon" is not a duration/);
+    expect(() => functionConfigFromEnv({ PIFAAS_INLINE_RUN_MAX: '50x' })).toThrow(/PIFAAS_INLINE_RUN_MAX: "50x" is not a duration/);
     expect(() => functionConfigFromEnv({ max_inflight: '-1' })).toThrow(/max_inflight must be a whole number/);
     expect(() => functionConfigFromEnv({ write_timeout: '0s' })).toThrow(/write_timeout must be more than 0s/);
     expect(() => functionConfigFromEnv({ PIFAAS_URL_ALLOW: 'http://x/' })).toThrow(/PIFAAS_URL_ALLOW: "http:\/\/x\/" is not/);

@@ -77,6 +77,6 @@ describe.skipIf(!cgroup)('a function in a cgroup limited to one CPU (needs root,
     const health = await getJson(`http://127.0.0.1:${port}/_/health`);
     expect(health.status).toBe(200);
     expect(health.json).toMatchObject({ engine: { name: 'onnxruntime-node', parallelRuns: 1 } });
-    expect((health.json.models as Array<{ threads: unknown }>)[0]?.threads).toEqual({ alone: 1, sideBySide: { runs: 1, threads: 1 } });
+    expect((health.json.models as Array<{ threads: unknown }>)[0]?.threads).toEqual({ alone: 1, aloneOn: 'inference thread', sideBySide: { runs: 1, threads: 1 } });
   }, 90_000);
 });

@@ -1,6 +1,6 @@
-// How onnxruntime-node runs spread over threads: a run alone goes to a session with all cores, runs
-// side by side to sessions with a share of them; warm-up runs every one of them. All give the same
-// answers, and the layout is reported.
+// How onnxruntime-node runs spread over threads: a run alone goes to a session with all cores (on the
+// event loop when it is short), runs side by side to sessions with a share of them; warm-up runs every
+// one of them. All give the same answers, and the layout and the run counts are reported.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -45,17 +45,40 @@ describe('onnxruntime-node sessions', () => {
       const warm = await session.warmUp(dims);
       expect(warm).toHaveLength(1000);
       const share = Math.max(1, Math.floor(CORES / engine.parallelRuns));
-      expect(session.threads).toEqual({ alone: CORES, sideBySide: { runs: engine.parallelRuns, threads: engine.parallelRuns > 1 ? share : CORES } });
+      // A short run alone goes on the event loop where shared sessions take the overlapping ones.
+      const aloneOn = engine.parallelRuns > 1 ? 'event loop' : 'inference thread';
+      expect(session.threads).toEqual({ alone: CORES, aloneOn, sideBySide: { runs: engine.parallelRuns, threads: engine.parallelRuns > 1 ? share : CORES } });
 
-      const alone = await session.run(data.slice(), dims);
-      const together = await Promise.all(Array.from({ length: engine.parallelRuns * 2 }, () => session.run(data.slice(), dims)));
+      const alone = await session.run(data.slice(), dims, { alone: true });
+      expect(session.runs).toEqual(aloneOn === 'event loop' ? { eventLoop: 1, inferenceThreads: 0 } : { eventLoop: 0, inferenceThreads: 1 });
+      // A caller that has other requests in flight gets an inference thread even for a run alone.
+      const notAlone = await session.run(data.slice(), dims, { alone: false });
+      const together = await Promise.all(Array.from({ length: engine.parallelRuns * 2 }, () => session.run(data.slice(), dims, { alone: true })));
+      expect(session.runs.inferenceThreads).toBe(aloneOn === 'event loop' ? 1 + engine.parallelRuns * 2 - 1 : 2 + engine.parallelRuns * 2);
       expect(top1(alone)).toBe(292);
-      for (const scores of together) {
+      for (const scores of [notAlone, ...together]) {
         expect(top1(scores)).toBe(292);
         for (let i = 0; i < scores.length; i += 97) expect(scores[i]).toBeCloseTo(alone[i] as number, 3);
       }
     } finally {
       await session.release();
+    }
+  });
+
+  it('a run alone longer than the event loop may be held for goes to an inference thread (decided at warm-up), with the same scores', async () => {
+    const { bytes, data, dims } = await mobilenetInput('tiger.jpg');
+    for (const inlineMaxMs of [0, 0.001]) {
+      const engine = await loadEngine('node', { inlineMaxMs });
+      const session = await engine.createSession(bytes);
+      try {
+        await session.warmUp(dims);
+        expect(session.threads.aloneOn).toBe('inference thread');
+        const scores = await session.run(data.slice(), dims, { alone: true });
+        expect(top1(scores)).toBe(292);
+        expect(session.runs).toEqual({ eventLoop: 0, inferenceThreads: 1 });
+      } finally {
+        await session.release();
+      }
     }
   });
 
@@ -68,17 +91,17 @@ describe('onnxruntime-node sessions', () => {
         await session.warmUp(dims);
         const pool = new TensorPool(4);
         const input = data.slice();
-        const first = await session.run(input, dims, pool);
+        const first = await session.run(input, dims, { pool });
         expect(pool.available(data.length)).toBe(1);
         const again = pool.take(data.length);
         expect(again.byteLength).toBe(data.byteLength);
         if (choice === 'node') expect(input.byteLength).toBe(0); // moved to the inference thread; `again` is its memory, moved back
         again.set(data);
-        const second = await session.run(again, dims, pool);
+        const second = await session.run(again, dims, { pool });
         expect(top1(first)).toBe(292);
         expect(Array.from(second)).toEqual(Array.from(first));
         // Side by side: every input comes back.
-        await Promise.all(Array.from({ length: engine.parallelRuns + 1 }, () => session.run(data.slice(), dims, pool)));
+        await Promise.all(Array.from({ length: engine.parallelRuns + 1 }, () => session.run(data.slice(), dims, { pool })));
         expect(pool.available(data.length)).toBe(Math.min(4, 1 + engine.parallelRuns + 1));
       } finally {
         await session.release();

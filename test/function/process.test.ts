@@ -6,7 +6,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { badInputCases, childEnv, CLI_TS, closedPort, getJson, image, imageUrlServer, localServer, MAIN_TS, post, runCli, runTs, type Child, type LocalServer } from './helpers.js';
+import { badInputCases, childEnv, CLI_TS, closedPort, getJson, image, imageUrlServer, localServer, MAIN_TS, post, runCli, runTs, type Child, type HttpAnswer, type LocalServer } from './helpers.js';
 
 const children: Child[] = [];
 let cacheDir: string;
@@ -124,6 +124,89 @@ describe('container entry (main.ts)', () => {
     const bad = track(runTs(MAIN_TS, [], childEnv({ PIFAAS_FUNCTION: 'faas-cats', port: '0' })));
     expect(await bad.exited).toBe(1);
     expect(bad.stderr().trim()).toBe('pifaas function: bad configuration: PIFAAS_FUNCTION must be faas-resnet or faas-digits, not "faas-cats"');
+  });
+});
+
+describe('where runs go (a function process, requests from this one)', () => {
+  type ModelHealth = { threads: { aloneOn: string; sideBySide: { runs: number } }; runs: { eventLoop: number; inferenceThreads: number } };
+  const modelHealth = async (base: string): Promise<ModelHealth> => ((await getJson(`${base}/_/health`)).json.models as ModelHealth[])[0] as ModelHealth;
+  const tiger = image('tiger.jpg');
+  /** One client: n requests, each sent `pauseMs` after the answer before (a network's round trip). */
+  const sequential = async (base: string, n: number, pauseMs = 0) => {
+    for (let i = 0; i < n; i++) {
+      expect(top1Of(await post(base, '/function/faas-resnet', tiger, 'image/jpeg'))).toBe(292);
+      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  };
+  const top1Of = (a: HttpAnswer) => (a.json as { predictions: Array<{ index: number }> }).predictions[0]?.index;
+
+  async function start(extra: NodeJS.ProcessEnv): Promise<string> {
+    const c = track(runTs(MAIN_TS, [], childEnv({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'mobilenetv2-12-int8', port: '0', ...extra })));
+    const m = await c.waitFor(/listening on port (\d+)/);
+    await c.waitFor(/ready in \d+ ms/);
+    return `http://127.0.0.1:${m[1]}`;
+  }
+
+  it('one client: each run goes on the event loop; two at once: side by side on inference threads, then the event loop again after a quiet moment', async () => {
+    const base = await start({});
+    const before = await modelHealth(base);
+    if (before.threads.sideBySide.runs < 2) {
+      // One core: no shared sessions to take overlapping requests, so no run holds the event loop.
+      expect(before.threads.aloneOn).toBe('inference thread');
+      return;
+    }
+    expect(before.threads.aloneOn).toBe('event loop');
+    await sequential(base, 10);
+    const one = await modelHealth(base);
+    expect(one.runs).toEqual({ eventLoop: before.runs.eventLoop + 10, inferenceThreads: before.runs.inferenceThreads });
+
+    // Two clients sending together, 20 times. When one request's run holds the event loop as the other
+    // arrives, the other is read only after that run, when nothing else is in flight; it still counts
+    // as overlapping, and runs on an inference thread.
+    for (let i = 0; i < 20; i++) await Promise.all([sequential(base, 1), sequential(base, 1)]);
+    const two = await modelHealth(base);
+    expect(two.runs.inferenceThreads - one.runs.inferenceThreads).toBeGreaterThanOrEqual(38);
+    expect(two.runs.eventLoop - one.runs.eventLoop).toBeLessThanOrEqual(2);
+
+    await new Promise((r) => setTimeout(r, 300));
+    await sequential(base, 3);
+    expect((await modelHealth(base)).runs.eventLoop).toBe(two.runs.eventLoop + 3);
+  });
+
+  it('a request that arrives while a run holds the event loop does not run alone after it', async () => {
+    const base = await start({});
+    if ((await modelHealth(base)).threads.aloneOn !== 'event loop') return; // one core
+    // Rounds further apart than the quiet time after an overlap. In each, request A goes alone (on the
+    // event loop) and B follows 1 ms later from another connection: B arrives during A's decode or run
+    // and is read by then or right after the run, when A is done and nothing else is in flight.
+    let overlapped = 0;
+    let bothOnEventLoop = 0;
+    for (let i = 0; i < 12; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      const before = await modelHealth(base);
+      let aAnswered = false;
+      const a = post(base, '/function/faas-resnet', tiger, 'image/jpeg').then((r) => ((aAnswered = true), r));
+      await new Promise((r) => setTimeout(r, 1));
+      const bWhileA = !aAnswered;
+      const b = post(base, '/function/faas-resnet', tiger, 'image/jpeg');
+      expect((await Promise.all([a, b])).map(top1Of)).toEqual([292, 292]);
+      const after = await modelHealth(base);
+      expect(after.runs.eventLoop + after.runs.inferenceThreads).toBe(before.runs.eventLoop + before.runs.inferenceThreads + 2);
+      if (!bWhileA) continue;
+      overlapped++;
+      if (after.runs.eventLoop === before.runs.eventLoop + 2) bothOnEventLoop++;
+    }
+    // (A round may still count when B reached the server only after A's answer had left it.)
+    expect(overlapped).toBeGreaterThanOrEqual(6);
+    expect(bothOnEventLoop).toBeLessThanOrEqual(2);
+  });
+
+  it('PIFAAS_INLINE_RUN_MAX=0: every run goes to an inference thread', async () => {
+    const base = await start({ PIFAAS_INLINE_RUN_MAX: '0' });
+    const before = await modelHealth(base);
+    expect(before.threads.aloneOn).toBe('inference thread');
+    await sequential(base, 5);
+    expect((await modelHealth(base)).runs).toEqual({ eventLoop: 0, inferenceThreads: before.runs.inferenceThreads + 5 });
   });
 });
 
