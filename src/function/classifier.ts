@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { FunctionError } from './function-error.js';
 import { imageToTensor, readImageInfo, warmUpEnlargement, type ImageInfo, type ImageLimits } from './image-tensor.js';
 import { startJpegDecoder } from './jpeg-decoder.js';
-import { DEFAULT_INLINE_MAX_MS, loadEngine, type EngineChoice, type InferenceEngine, type ModelSession, type RunCounts, type RunThreads, type TensorInfo } from './inference-engine.js';
+import { DEFAULT_INLINE_RUN_MAX_MS, loadEngine, type EngineChoice, type InferenceEngine, type ModelSession, type RunCounts, type RunThreads, type TensorInfo } from './inference-engine.js';
 import { findModel, loadCatalog, tensorDimsOf, type Catalog, type FunctionName, type ModelEntry } from './model-catalog.js';
 import { locateModel, pullModel } from './model-store.js';
 import { loadLabels, topPredictions, type Label, type Prediction } from './predictions.js';
@@ -74,7 +74,7 @@ class RunQueue {
  * two) runs stay on inference threads. Meanwhile a request alone runs on a shared session, with a share
  * of the cores (a 1 s pause cost 9% of the requests/s of one client right after eight, ResNet-50).
  */
-const OVERLAP_QUIET_MS = 2 * DEFAULT_INLINE_MAX_MS;
+const OVERLAP_QUIET_MS = 2 * DEFAULT_INLINE_RUN_MAX_MS;
 
 /**
  * Tells the session when a request is alone (RunOptions.alone): nothing else is between decode and
@@ -387,7 +387,7 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
     .toBuffer()
     .then(startJpegDecoder)
     .catch((e: Error) => log(`the WebAssembly JPEG decoder did not start (${e.message}); libvips decodes every image`));
-  const engine = await loadEngine(opts.engine ?? 'auto', { spinning: opts.ortSpinning ?? false, ...(opts.inferenceConcurrency ? { parallelRuns: opts.inferenceConcurrency } : {}), ...(opts.inlineRunMaxMs !== undefined ? { inlineMaxMs: opts.inlineRunMaxMs } : {}) });
+  const engine = await loadEngine(opts.engine ?? 'auto', { spinning: opts.ortSpinning ?? false, ...(opts.inferenceConcurrency ? { parallelRuns: opts.inferenceConcurrency } : {}), ...(opts.inlineRunMaxMs !== undefined ? { inlineRunMaxMs: opts.inlineRunMaxMs } : {}) });
   const models: LoadedModel[] = [];
   for (const l of located) models.push(await loadModel(engine, catalog, l.entry, l));
   const defaultModel = requested && models.some((m) => m.entry.id === requested) ? requested : models.find((m) => m.entry.id === fn.defaultModel)?.entry.id ?? (models[0] as LoadedModel).entry.id;

@@ -4,7 +4,7 @@
 // Everything is validated at start-up, so a typo stops the container with a message, not a surprise.
 import { z } from 'zod';
 import { parseGoDuration } from './go-duration.js';
-import { DEFAULT_INLINE_MAX_MS, defaultParallelRuns, parseEngineChoice, type EngineChoice } from './inference-engine.js';
+import { DEFAULT_INLINE_RUN_MAX_MS, defaultParallelRuns, parseEngineChoice, type EngineChoice } from './inference-engine.js';
 import { FUNCTION_NAMES, modelsDirFromEnv, type FunctionName } from './model-catalog.js';
 import { parseUrlPolicy, type UrlPolicy } from './url-policy.js';
 import { DEFAULT_MAX_PIXELS } from './classifier.js';
@@ -105,7 +105,7 @@ const envSchema = z.object({
   PIFAAS_URL_TIMEOUT: duration('PIFAAS_URL_TIMEOUT', '10s'),
   PIFAAS_INFERENCE_CONCURRENCY: integer('PIFAAS_INFERENCE_CONCURRENCY', 0, 1, 64),
   PIFAAS_ORT_SPINNING: integer('PIFAAS_ORT_SPINNING', 0, 0, 1),
-  PIFAAS_INLINE_RUN_MAX: duration('PIFAAS_INLINE_RUN_MAX', `${DEFAULT_INLINE_MAX_MS}ms`),
+  PIFAAS_INLINE_RUN_MAX: duration('PIFAAS_INLINE_RUN_MAX', `${DEFAULT_INLINE_RUN_MAX_MS}ms`),
 });
 
 /** Reads and validates the function's configuration from an environment. */

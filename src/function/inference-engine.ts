@@ -255,7 +255,7 @@ class InferenceThread {
  * ResNet-50 FP32: 2 x 1 thread gives 1.1x the requests/s of 2 x 2 threads).
  *
  * A run alone (nothing else in flight) gets a "solo" session with all cores: the lowest latency. If
- * that run is short (at most `inlineMaxMs` at warm-up) and shared sessions exist to take overlapping
+ * that run is short (at most `inlineRunMaxMs` at warm-up) and shared sessions exist to take overlapping
  * requests, the solo session lives on the main thread and a run alone goes on the event loop: no
  * hand-over to a worker and back, which is two thread wake-ups. (On the 2-vCPU development VM,
  * 2026-12-05, that took ResNet-50 FP32's HTTP p50 at c=1 from 1.19-1.23x the bare run to
@@ -272,12 +272,12 @@ function startThreads(ortPath: string, model: Uint8Array, options: Record<string
   return Array.from({ length: count }, () => new InferenceThread(ortPath, model, options));
 }
 
-async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, options: Record<string, unknown>, parallel: number, inlineMaxMs: number): Promise<ModelSession> {
+async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, options: Record<string, unknown>, parallel: number, inlineRunMaxMs: number): Promise<ModelSession> {
   const cores = usableCores();
   const share = Math.max(1, Math.floor(cores / parallel));
   const shared = startThreads(ortPath, model, { ...options, intraOpNumThreads: share }, parallel > 1 ? parallel : 0);
   // Without shared sessions every overlapping run would wait for the event loop: the solo is a thread.
-  let solo: InferenceThread | undefined = shared.length > 0 && inlineMaxMs > 0 ? undefined : new InferenceThread(ortPath, model, options);
+  let solo: InferenceThread | undefined = shared.length > 0 && inlineRunMaxMs > 0 ? undefined : new InferenceThread(ortPath, model, options);
   /** Kept until warm-up says whether the solo stays on the event loop (else it becomes a thread). */
   let soloModel: Uint8Array | undefined = solo ? undefined : model;
   const threads = (): InferenceThread[] => (solo ? [solo, ...shared] : shared);
@@ -348,7 +348,7 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
           await inline.run(zeros(), dims);
           best = Math.min(best, performance.now() - t0);
         }
-        if (best > inlineMaxMs && soloModel) {
+        if (best > inlineRunMaxMs && soloModel) {
           solo = new InferenceThread(ortPath, soloModel, options);
           try {
             await solo.request(undefined);
@@ -370,14 +370,14 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
   };
 }
 
-function nodeEngine(ort: OrtModule, reason: string, sessionOptions: Record<string, unknown>, threads: number, inlineMaxMs: number): InferenceEngine {
+function nodeEngine(ort: OrtModule, reason: string, sessionOptions: Record<string, unknown>, threads: number, inlineRunMaxMs: number): InferenceEngine {
   const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
   return {
     name: 'onnxruntime-node',
     version: ort.env.versions?.node ?? ort.env.versions?.common ?? 'unknown',
     reason,
     parallelRuns: threads,
-    createSession: (model) => poolSession(ort, ortPath, model, sessionOptions, threads, inlineMaxMs),
+    createSession: (model) => poolSession(ort, ortPath, model, sessionOptions, threads, inlineRunMaxMs),
   };
 }
 
@@ -413,7 +413,7 @@ export function nodeSessionOptions(spinning = false, threads = usableCores()): R
  * How long a run alone may hold the event loop (PIFAAS_INLINE_RUN_MAX): health checks and newly
  * arrived requests wait at most this long, far below any probe timeout.
  */
-export const DEFAULT_INLINE_MAX_MS = 50;
+export const DEFAULT_INLINE_RUN_MAX_MS = 50;
 
 /** Inferences run side by side per model by default: two, or one on a single core. */
 export function defaultParallelRuns(): number {
@@ -426,9 +426,9 @@ const WEB_OPTIONS = { graphOptimizationLevel: 'all', executionProviders: ['wasm'
  * Loads the engine to use. `auto` takes onnxruntime-node where the npm package has binaries and
  * falls back to onnxruntime-web when it is missing or does not load; `node` and `web` insist.
  */
-export async function loadEngine(choice: EngineChoice, opts: { spinning?: boolean; parallelRuns?: number; inlineMaxMs?: number } = {}): Promise<InferenceEngine> {
+export async function loadEngine(choice: EngineChoice, opts: { spinning?: boolean; parallelRuns?: number; inlineRunMaxMs?: number } = {}): Promise<InferenceEngine> {
   const nodeOptions = nodeSessionOptions(opts.spinning);
-  const inline = opts.inlineMaxMs ?? DEFAULT_INLINE_MAX_MS;
+  const inline = opts.inlineRunMaxMs ?? DEFAULT_INLINE_RUN_MAX_MS;
   const threads = Math.max(1, opts.parallelRuns ?? defaultParallelRuns());
   const platform = `${process.platform}/${process.arch}`;
   if (choice === 'web') return wrap(await importWeb(), 'onnxruntime-web', 'PIFAAS_ENGINE=web', WEB_OPTIONS);

@@ -67,8 +67,8 @@ describe('onnxruntime-node sessions', () => {
 
   it('a run alone longer than the event loop may be held for goes to an inference thread (decided at warm-up), with the same scores', async () => {
     const { bytes, data, dims } = await mobilenetInput('tiger.jpg');
-    for (const inlineMaxMs of [0, 0.001]) {
-      const engine = await loadEngine('node', { inlineMaxMs });
+    for (const inlineRunMaxMs of [0, 0.001]) {
+      const engine = await loadEngine('node', { inlineRunMaxMs });
       const session = await engine.createSession(bytes);
       try {
         await session.warmUp(dims);

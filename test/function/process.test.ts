@@ -163,10 +163,14 @@ describe('where runs go (a function process, requests from this one)', () => {
     // Two clients sending together, 20 times. When one request's run holds the event loop as the other
     // arrives, the other is read only after that run, when nothing else is in flight; it still counts
     // as overlapping, and runs on an inference thread.
+    // Then two clients each sending its next request a little after its answer (as over a network).
+    // (A busy machine may hold one client back long enough that a pair does not overlap: the bounds
+    // leave room for that; with every request alone on the event loop, all 80 would be there.)
     for (let i = 0; i < 20; i++) await Promise.all([sequential(base, 1), sequential(base, 1)]);
+    await Promise.all([sequential(base, 20, 3), sequential(base, 20, 3)]);
     const two = await modelHealth(base);
-    expect(two.runs.inferenceThreads - one.runs.inferenceThreads).toBeGreaterThanOrEqual(38);
-    expect(two.runs.eventLoop - one.runs.eventLoop).toBeLessThanOrEqual(2);
+    expect(two.runs.inferenceThreads - one.runs.inferenceThreads).toBeGreaterThanOrEqual(64);
+    expect(two.runs.eventLoop + two.runs.inferenceThreads).toBe(one.runs.eventLoop + one.runs.inferenceThreads + 80);
 
     await new Promise((r) => setTimeout(r, 300));
     await sequential(base, 3);
@@ -198,7 +202,7 @@ describe('where runs go (a function process, requests from this one)', () => {
     }
     // (A round may still count when B reached the server only after A's answer had left it.)
     expect(overlapped).toBeGreaterThanOrEqual(6);
-    expect(bothOnEventLoop).toBeLessThanOrEqual(2);
+    expect(bothOnEventLoop).toBeLessThanOrEqual(3);
   });
 
   it('PIFAAS_INLINE_RUN_MAX=0: every run goes to an inference thread', async () => {
