@@ -268,6 +268,7 @@ class InferenceThread {
  * 2.3 ms: all cores are right for the large model and within noise for the small one, and timing the
  * rarely used session in the function was biased against it (its thread and caches are cold).)
  */
+/** Outside poolSession, so that no closure there holds on to the model's bytes after warm-up. */
 function startThreads(ortPath: string, model: Uint8Array, options: Record<string, unknown>, count: number): InferenceThread[] {
   return Array.from({ length: count }, () => new InferenceThread(ortPath, model, options));
 }
@@ -281,6 +282,9 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
   /** Kept until warm-up says whether the solo stays on the event loop (else it becomes a thread). */
   let soloModel: Uint8Array | undefined = solo ? undefined : model;
   const threads = (): InferenceThread[] => (solo ? [solo, ...shared] : shared);
+  const releaseAll = async (): Promise<void> => {
+    await Promise.all([inline?.release(), ...threads().map((t) => t.terminate())]);
+  };
   const started = await Promise.allSettled([solo ? undefined : eventLoopSession(ort, model, options, cores), Promise.all(threads().map((t) => t.request(undefined)))]);
   let inline = started[0].status === 'fulfilled' ? started[0].value : undefined;
   const replies = started[1].status === 'fulfilled' ? started[1].value : [];
@@ -288,7 +292,7 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
   const inputs = inline?.inputs ?? replies[0]?.inputs ?? [];
   const outputs = inline?.outputs ?? replies[0]?.outputs ?? [];
   if (failed || !inputs[0] || !outputs[0]) {
-    await Promise.all([inline?.release(), ...threads().map((t) => t.terminate())]);
+    await releaseAll();
     throw failed ? (failed as PromiseRejectedResult).reason : new Error('the model has no input or no output');
   }
   const idleShared = [...shared];
@@ -318,7 +322,8 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
       else active++;
       // Alone: the solo session (all cores). Beside others: a session with a share of the cores (at
       // most parallel - 1 others run, so one of the `parallel` shared sessions is idle).
-      const thread = active === 1 && inline && opts.alone ? undefined : active === 1 && solo ? solo : (idleShared.pop() as InferenceThread);
+      const onEventLoop = active === 1 && inline !== undefined && opts.alone === true;
+      const thread = onEventLoop ? undefined : active === 1 && solo ? solo : (idleShared.pop() as InferenceThread);
       try {
         if (!thread) {
           runs.eventLoop++;
@@ -354,7 +359,7 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
             await solo.request(undefined);
             await runOn(solo, zeros(), dims);
           } catch (e) {
-            await Promise.all([inline.release(), ...threads().map((t) => t.terminate())]);
+            await releaseAll();
             throw e;
           }
           await inline.release();
@@ -364,9 +369,7 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
       soloModel = undefined;
       return first as Float32Array;
     },
-    release: async () => {
-      await Promise.all([inline?.release(), ...threads().map((t) => t.terminate())]);
-    },
+    release: releaseAll,
   };
 }
 
