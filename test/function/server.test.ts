@@ -1,10 +1,13 @@
 // The function's HTTP contract, in-process against the real MobileNetV2: every input form, every
 // bad input, of-watchdog behaviour (health before ready, max_inflight 429, read/write/exec timeouts,
-// X-Duration-Seconds, drain), the OpenWhisk /init + /run contract and the URL-input SSRF policy.
+// X-Duration-Seconds, drain), the OpenWhisk /init + /run contract, the URL-input SSRF policy, and
+// that a request arriving during a run on the event loop counts as overlapping it.
 import net from 'node:net';
+import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startClassifier, type Classifier } from '../../src/function/classifier.js';
+import { startClassifier, type Classifier, type LoadedModel } from '../../src/function/classifier.js';
+import { usableCores } from '../../src/function/cpu-quota.js';
 import { FunctionServer, type FunctionServerOptions } from '../../src/function/function-server.js';
 import { parseUrlPolicy } from '../../src/function/url-policy.js';
 import { badInputCases, closedPort, getJson, image, imageUrlServer, post, type HttpAnswer } from './helpers.js';
@@ -305,6 +308,65 @@ describe('of-watchdog contract', () => {
     urls.releaseSlow();
     expect(top1(await inflight)).toBe(292);
     await drained;
+  });
+});
+
+describe('runs alone on the event loop', () => {
+  // A run on the event loop hides the requests that arrive meanwhile. Here the run is made 100 ms
+  // longer (the event loop held, as onnxruntime-node holds it), so that a second client, on a
+  // connection opened before, surely sends its request during it (40 ms after the first is sent).
+  // That request overlaps the first: it must go to an inference thread, not take its turn alone on
+  // the event loop once the first is answered.
+  it.skipIf(usableCores() < 2)('a request that arrived during a run on the event loop is not alone: it goes to an inference thread', async () => {
+    const { base } = await serve();
+    const port = Number(new URL(base).port);
+    const model = classifier.models[0] as LoadedModel;
+    const realRun = model.session.run.bind(model.session);
+    model.session.run = (input, dims, opts = {}) => {
+      let onEventLoop = false;
+      return realRun(input, dims, { ...opts, ranOnEventLoop: () => (onEventLoop = true) }).then((out) => {
+        if (onEventLoop) {
+          const until = performance.now() + 100;
+          while (performance.now() < until); // the event loop stays held, as during a longer run
+          opts.ranOnEventLoop?.();
+        }
+        return out;
+      });
+    };
+    const photo = image('tiger.jpg');
+    const head = (n: number) => `POST /function/faas-resnet HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\nContent-Length: ${n}\r\n\r\n`;
+    // The second client lives on its own thread: it sends while this thread's event loop is held.
+    const second = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const net = require('node:net');
+       const socket = net.connect(workerData.port, '127.0.0.1', () => parentPort.postMessage('connected'));
+       let answer = '';
+       socket.on('data', (d) => { answer += d.toString('latin1'); if (/\\r\\n\\r\\n[\\s\\S]*\\}$/.test(answer)) { parentPort.postMessage(answer.split(' ')[1]); socket.end(); } });
+       parentPort.on('message', () => setTimeout(() => socket.write(Buffer.concat([Buffer.from(workerData.head), workerData.photo])), 40));`,
+      { eval: true, workerData: { port, head: head(photo.length), photo } },
+    );
+    try {
+      const answers: string[] = [];
+      const secondDone = new Promise<void>((resolve, reject) => {
+        second.on('error', reject);
+        second.on('message', (m: string) => {
+          if (m === 'connected') return;
+          answers.push(m);
+          resolve();
+        });
+      });
+      await new Promise<void>((resolve) => second.once('message', () => resolve()));
+      await new Promise((r) => setTimeout(r, 250)); // no overlap for longer than the quiet time
+      const before = { ...model.session.runs };
+      second.postMessage('go');
+      const first = await post(base, '/function/faas-resnet', photo, 'image/jpeg');
+      await secondDone;
+      expect([first.status, ...answers.map(Number)]).toEqual([200, 200]);
+      expect(model.session.runs).toEqual({ eventLoop: before.eventLoop + 1, inferenceThreads: before.inferenceThreads + 1 });
+    } finally {
+      model.session.run = realRun;
+      await second.terminate();
+    }
   });
 });
 
