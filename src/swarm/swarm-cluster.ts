@@ -62,7 +62,7 @@ export interface SwarmOutcome {
   strangers: StrangerNode[];
 }
 
-interface NodeSpecDoc {
+export interface NodeSpecDoc {
   ID: string;
   Version: { Index: number };
   Spec: { Role?: string; Availability?: string; Labels?: Record<string, string>; Name?: string };
@@ -71,12 +71,57 @@ interface NodeSpecDoc {
   ManagerStatus?: { Leader?: boolean; Reachability?: string; Addr?: string };
 }
 
+/** A new spec for a swarm node and what it changes, or undefined when the node is as wanted. */
+export type NodeSpecEdit = (node: NodeSpecDoc) => Promise<{ spec: NodeSpecDoc['Spec']; changes: string[] } | undefined> | { spec: NodeSpecDoc['Spec']; changes: string[] } | undefined;
+
+/** swarmkit's answer to an update that names a version of the object that is no longer current. */
+const OUT_OF_SEQUENCE = /update out of sequence/i;
+
+/**
+ * Changes a swarm node's spec. Swarm updates are optimistic: each names the version of the node it
+ * was made from, and one that lost a race with another update of the node answers "update out of
+ * sequence" (a worker that has just joined makes such a race: the manager is still recording it).
+ * The node is then read again and the edit made again on what it is now, up to `attempts` times.
+ * Returns what changed.
+ */
+export async function editNodeSpec(docker: Docker, id: string, edit: NodeSpecEdit, attempts = 5): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    const node = (await docker.getNode(id).inspect()) as NodeSpecDoc;
+    const wanted = await edit(node);
+    if (!wanted) return [];
+    try {
+      await docker.getNode(id).update({ _query: { version: node.Version.Index }, _body: wanted.spec } as never);
+      return wanted.changes;
+    } catch (e) {
+      if (attempt >= attempts || !OUT_OF_SEQUENCE.test((e as Error).message)) throw e;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
+
 /** Removes a swarm node entry (a manager is demoted first, as swarm requires). */
 async function removeSwarmNode(docker: Docker, n: NodeSpecDoc): Promise<void> {
   if (n.Spec.Role === 'manager') {
-    await docker.getNode(n.ID).update({ _query: { version: n.Version.Index }, _body: { ...n.Spec, Role: 'worker' } } as never);
+    await editNodeSpec(docker, n.ID, (node) => (node.Spec.Role === 'manager' ? { spec: { ...node.Spec, Role: 'worker' }, changes: ['demoted to worker'] } : undefined));
   }
   await docker.getNode(n.ID).remove({ force: true });
+}
+
+/** What pifaas wants of one of its nodes in the swarm: its role if a manager, and its labels. */
+function memberSpec(node: NodeSpecDoc, m: SwarmMember): { spec: NodeSpecDoc['Spec']; changes: string[] } | undefined {
+  const spec = { ...node.Spec };
+  const labels = { ...(spec.Labels ?? {}) };
+  const changes: string[] = [];
+  if (m.host.role === 'manager' && spec.Role !== 'manager') {
+    spec.Role = 'manager';
+    changes.push('promoted to manager');
+  }
+  const labelChanges = Object.entries(desiredLabels(m)).filter(([k, v]) => labels[k] !== v);
+  if (labelChanges.length) {
+    spec.Labels = { ...labels, ...Object.fromEntries(labelChanges) };
+    changes.push(`labelled ${labelChanges.map(([k, v]) => `${k}=${v}`).join(', ')}`);
+  }
+  return changes.length ? { spec, changes } : undefined;
 }
 
 /** The labels pifaas puts on a node (plus pifaas_node_labels from the inventory). */
@@ -214,26 +259,16 @@ export async function formSwarm(members: SwarmMember[], options: SwarmOptions = 
     const m = ours.get(n.ID);
     if (!m) continue;
     try {
-      const spec = { ...n.Spec };
-      const labels = { ...(spec.Labels ?? {}) };
-      const wanted = desiredLabels(m);
-      const changes: string[] = [];
-      if (m.host.role === 'manager' && spec.Role !== 'manager') {
-        spec.Role = 'manager';
-        changes.push('promoted to manager');
-      }
-      const labelChanges = Object.entries(wanted).filter(([k, v]) => labels[k] !== v);
-      if (labelChanges.length) {
-        Object.assign(labels, wanted);
-        spec.Labels = labels;
-        changes.push(`labelled ${labelChanges.map(([k, v]) => `${k}=${v}`).join(', ')}`);
-      }
+      let role = n.Spec.Role;
+      const changes = await editNodeSpec(leader.docker, n.ID, (node) => {
+        role = node.Spec.Role;
+        return memberSpec(node, m);
+      });
       if (changes.length) {
         report(m.host.name, changes.join('; '));
-        await leader.docker.getNode(n.ID).update({ _query: { version: n.Version.Index }, _body: spec } as never);
         out(m).changes.push(...changes);
       }
-      if (m.host.role === 'worker' && spec.Role === 'manager') {
+      if (m.host.role === 'worker' && role === 'manager') {
         out(m).changes.push('note: a manager in the swarm but a worker in the inventory; left as a manager');
       }
     } catch (e) {

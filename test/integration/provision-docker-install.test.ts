@@ -103,6 +103,11 @@ describe('pifaas provision on a node without Docker (apt from a LAN mirror)', ()
   it('installs docker.io with apt as pi, starts and enables it, adds pi to the docker group, joins the swarm', async () => {
     const { code, result, stderr } = await provisionJson();
     expect(stderr).not.toContain(lab.piPassword);
+    // Each node's error, if any, in the assertion's message.
+    expect(result.nodes.map((n) => [n.name, n.error?.message ?? 'ok'])).toEqual([
+      ['t3d-1', 'ok'],
+      ['t3d-2', 'ok'],
+    ]);
     expect(code).toBe(0);
     expect(result.ok).toBe(true);
     const n2 = result.nodes.find((n) => n.name === 't3d-2');

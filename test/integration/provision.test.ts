@@ -9,9 +9,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../src/inventory/inventory.js';
 import { labDown, labNodeExec, labUp, writeLabInventory, type Lab } from '../../src/lab/lab.js';
+import { dockerFor } from '../../src/operator/docker-client.js';
 import { InventoryConnector } from '../../src/ssh/inventory-connect.js';
 import { clusterStatus, type ClusterStatus } from '../../src/swarm/cluster-status.js';
 import { dockerVersionOf } from '../../src/swarm/node-facts.js';
+import { editNodeSpec } from '../../src/swarm/swarm-cluster.js';
 import { provision, type ProvisionResult } from '../../src/swarm/provision.js';
 import { runCli } from '../lab/run-cli.js';
 
@@ -142,6 +144,46 @@ describe('pifaas provision on a 3-node lab', () => {
       ['t3p-1', 'unchanged'],
       ['t3p-3', 'unchanged'],
     ]);
+  });
+
+  it('a node update that loses a race with another update of that node is made again on the node as it now is', async () => {
+    // Swarm answers such an update "update out of sequence"; a worker that has just joined can cause
+    // it (the manager is still recording the node while provision labels it). Here the other update
+    // is made between editNodeSpec's read of the node and its own update, through the docker CLI.
+    const inventory = await loadInventory(lab.inventoryFile);
+    const op = await new InventoryConnector(inventory, { connectRetryMs: 2000 }).connect(inventory.hosts[0]!);
+    const id = (await labNodeExec(LAB, 't3p-1', 'docker node ls -q --filter node.label=pifaas.name=t3p-2')).stdout.trim();
+    const labelsOf = async () => JSON.parse((await labNodeExec(LAB, 't3p-1', `docker node inspect ${id} -f '{{json .Spec.Labels}}'`)).stdout) as Record<string, string>;
+    try {
+      const docker = dockerFor(op);
+      let reads = 0;
+      const changes = await editNodeSpec(docker, id, async (node) => {
+        reads++;
+        if (reads === 1) await labNodeExec(LAB, 't3p-1', `docker node update --label-add race.other=1 ${id} >/dev/null`);
+        return { spec: { ...node.Spec, Labels: { ...node.Spec.Labels, 'race.ours': '1' } }, changes: ['labelled race.ours=1'] };
+      });
+      expect({ reads, changes }).toEqual({ reads: 2, changes: ['labelled race.ours=1'] });
+      expect(await labelsOf()).toMatchObject({ 'pifaas.name': 't3p-2', 'race.other': '1', 'race.ours': '1' });
+
+      // A race lost every time: after the attempts allowed, swarm's answer is the error.
+      reads = 0;
+      const always = editNodeSpec(
+        docker,
+        id,
+        async (node) => {
+          reads++;
+          await labNodeExec(LAB, 't3p-1', `docker node update --label-add race.other=${reads + 1} ${id} >/dev/null`);
+          return { spec: { ...node.Spec, Labels: { ...node.Spec.Labels, 'race.ours': '2' } }, changes: ['labelled race.ours=2'] };
+        },
+        2,
+      );
+      await expect(always).rejects.toThrow(/update out of sequence/);
+      expect(reads).toBe(2);
+      expect((await labelsOf())['race.ours']).toBe('1');
+    } finally {
+      await labNodeExec(LAB, 't3p-1', `docker node update --label-rm race.other --label-rm race.ours ${id} >/dev/null 2>&1 || true`);
+      await op.close();
+    }
   });
 
   it('a wrong sudo password is a clear error on every node, and is never printed', async () => {
