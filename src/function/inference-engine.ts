@@ -349,13 +349,13 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
       // Every session: a session's first run allocates and plans, and side-by-side runs must not pay for it.
       // Side by side: each session has its own thread, and a first run is mostly allocation.
       const zeros = () => new Float32Array(elementCount(dims));
-      const [first] = await Promise.all([...(inline ? [inline.run(zeros(), dims)] : []), ...threads().map((t) => runOn(t, zeros(), dims))]);
+      const [first] = await Promise.all([...(inline ? [inline.warmUp(dims)] : []), ...threads().map((t) => runOn(t, zeros(), dims))]);
       if (inline) {
         // The best of two more runs says whether a run alone may hold the event loop.
         let best = Infinity;
         for (let i = 0; i < 2; i++) {
           const t0 = performance.now();
-          await inline.run(zeros(), dims);
+          await inline.warmUp(dims);
           best = Math.min(best, performance.now() - t0);
         }
         if (best > inlineRunMaxMs && soloModel) {

@@ -71,44 +71,48 @@ export interface NodeSpecDoc {
   ManagerStatus?: { Leader?: boolean; Reachability?: string; Addr?: string };
 }
 
-/** A new spec for a swarm node and what it changes, or undefined when the node is as wanted. */
-export type NodeSpecEdit = (node: NodeSpecDoc) => Promise<{ spec: NodeSpecDoc['Spec']; changes: string[] } | undefined> | { spec: NodeSpecDoc['Spec']; changes: string[] } | undefined;
+/** A new spec for a swarm node and what it changes. */
+export interface NodeSpecChange {
+  spec: NodeSpecDoc['Spec'];
+  changes: string[];
+}
+
+/** The change wanted of a node as it is, or undefined when it is as wanted. */
+export type NodeSpecEdit = (node: NodeSpecDoc) => Promise<NodeSpecChange | undefined> | NodeSpecChange | undefined;
 
 /** swarmkit's answer to an update that names a version of the object that is no longer current. */
 const OUT_OF_SEQUENCE = /update out of sequence/i;
 
 /**
- * Changes a swarm node's spec. Swarm updates are optimistic: each names the version of the node it
- * was made from, and one that lost a race with another update of the node answers "update out of
- * sequence" (a worker that has just joined makes such a race: the manager is still recording it).
- * The node is then read again and the edit made again on what it is now, up to `attempts` times.
- * Returns what changed.
+ * Changes a swarm node's spec, starting from `node` as last read. Swarm updates are optimistic: each
+ * names the version of the node it was made from, and one that lost a race with another update of the
+ * node answers "update out of sequence" (a worker that has just joined makes such a race: the manager
+ * is still recording it). The node is then read again and the edit made again on what it is now, up
+ * to `attempts` times. Returns the node the edit was last made on, and what changed.
  */
-export async function editNodeSpec(docker: Docker, id: string, edit: NodeSpecEdit, attempts = 5): Promise<string[]> {
+export async function editNodeSpec(docker: Docker, node: NodeSpecDoc, edit: NodeSpecEdit, attempts = 5): Promise<{ node: NodeSpecDoc; changes: string[] }> {
   for (let attempt = 1; ; attempt++) {
-    const node = (await docker.getNode(id).inspect()) as NodeSpecDoc;
     const wanted = await edit(node);
-    if (!wanted) return [];
+    if (!wanted) return { node, changes: [] };
     try {
-      await docker.getNode(id).update({ _query: { version: node.Version.Index }, _body: wanted.spec } as never);
-      return wanted.changes;
+      await docker.getNode(node.ID).update({ _query: { version: node.Version.Index }, _body: wanted.spec } as never);
+      return { node, changes: wanted.changes };
     } catch (e) {
       if (attempt >= attempts || !OUT_OF_SEQUENCE.test((e as Error).message)) throw e;
       await new Promise((r) => setTimeout(r, 100 * attempt));
+      node = (await docker.getNode(node.ID).inspect()) as NodeSpecDoc;
     }
   }
 }
 
 /** Removes a swarm node entry (a manager is demoted first, as swarm requires). */
 async function removeSwarmNode(docker: Docker, n: NodeSpecDoc): Promise<void> {
-  if (n.Spec.Role === 'manager') {
-    await editNodeSpec(docker, n.ID, (node) => (node.Spec.Role === 'manager' ? { spec: { ...node.Spec, Role: 'worker' }, changes: ['demoted to worker'] } : undefined));
-  }
+  await editNodeSpec(docker, n, (node) => (node.Spec.Role === 'manager' ? { spec: { ...node.Spec, Role: 'worker' }, changes: ['demoted to worker'] } : undefined));
   await docker.getNode(n.ID).remove({ force: true });
 }
 
 /** What pifaas wants of one of its nodes in the swarm: its role if a manager, and its labels. */
-function memberSpec(node: NodeSpecDoc, m: SwarmMember): { spec: NodeSpecDoc['Spec']; changes: string[] } | undefined {
+function memberSpec(node: NodeSpecDoc, m: SwarmMember): NodeSpecChange | undefined {
   const spec = { ...node.Spec };
   const labels = { ...(spec.Labels ?? {}) };
   const changes: string[] = [];
@@ -259,16 +263,12 @@ export async function formSwarm(members: SwarmMember[], options: SwarmOptions = 
     const m = ours.get(n.ID);
     if (!m) continue;
     try {
-      let role = n.Spec.Role;
-      const changes = await editNodeSpec(leader.docker, n.ID, (node) => {
-        role = node.Spec.Role;
-        return memberSpec(node, m);
-      });
+      const { node, changes } = await editNodeSpec(leader.docker, n, (current) => memberSpec(current, m));
       if (changes.length) {
         report(m.host.name, changes.join('; '));
         out(m).changes.push(...changes);
       }
-      if (m.host.role === 'worker' && role === 'manager') {
+      if (m.host.role === 'worker' && node.Spec.Role === 'manager') {
         out(m).changes.push('note: a manager in the swarm but a worker in the inventory; left as a manager');
       }
     } catch (e) {

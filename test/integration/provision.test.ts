@@ -13,7 +13,7 @@ import { dockerFor } from '../../src/operator/docker-client.js';
 import { InventoryConnector } from '../../src/ssh/inventory-connect.js';
 import { clusterStatus, type ClusterStatus } from '../../src/swarm/cluster-status.js';
 import { dockerVersionOf } from '../../src/swarm/node-facts.js';
-import { editNodeSpec } from '../../src/swarm/swarm-cluster.js';
+import { editNodeSpec, type NodeSpecDoc } from '../../src/swarm/swarm-cluster.js';
 import { provision, type ProvisionResult } from '../../src/swarm/provision.js';
 import { runCli } from '../lab/run-cli.js';
 
@@ -149,15 +149,16 @@ describe('pifaas provision on a 3-node lab', () => {
   it('a node update that loses a race with another update of that node is made again on the node as it now is', async () => {
     // Swarm answers such an update "update out of sequence"; a worker that has just joined can cause
     // it (the manager is still recording the node while provision labels it). Here the other update
-    // is made between editNodeSpec's read of the node and its own update, through the docker CLI.
+    // is made between the read of the node and editNodeSpec's update of it, through the docker CLI.
     const inventory = await loadInventory(lab.inventoryFile);
     const op = await new InventoryConnector(inventory, { connectRetryMs: 2000 }).connect(inventory.hosts[0]!);
     const id = (await labNodeExec(LAB, 't3p-1', 'docker node ls -q --filter node.label=pifaas.name=t3p-2')).stdout.trim();
     const labelsOf = async () => JSON.parse((await labNodeExec(LAB, 't3p-1', `docker node inspect ${id} -f '{{json .Spec.Labels}}'`)).stdout) as Record<string, string>;
     try {
       const docker = dockerFor(op);
+      const readNode = async () => (await docker.getNode(id).inspect()) as NodeSpecDoc;
       let reads = 0;
-      const changes = await editNodeSpec(docker, id, async (node) => {
+      const { changes } = await editNodeSpec(docker, await readNode(), async (node) => {
         reads++;
         if (reads === 1) await labNodeExec(LAB, 't3p-1', `docker node update --label-add race.other=1 ${id} >/dev/null`);
         return { spec: { ...node.Spec, Labels: { ...node.Spec.Labels, 'race.ours': '1' } }, changes: ['labelled race.ours=1'] };
@@ -169,7 +170,7 @@ describe('pifaas provision on a 3-node lab', () => {
       reads = 0;
       const always = editNodeSpec(
         docker,
-        id,
+        await readNode(),
         async (node) => {
           reads++;
           await labNodeExec(LAB, 't3p-1', `docker node update --label-add race.other=${reads + 1} ${id} >/dev/null`);
