@@ -9,14 +9,16 @@
 // inference), so noisy absolute numbers on a shared machine still compare within one run.
 //
 // Usage: npm run build && npx tsx bench/function-latency.ts [--models mobilenet,resnet50] [--photo tiger.jpg]
-//        [--seconds 8] [--cache DIR] [--spinning]   (--spinning: PIFAAS_ORT_SPINNING=1 for the function and the bare session)
+//        [--seconds 8] [--cache DIR] [--spinning] [--processes N]
+//   --spinning: PIFAAS_ORT_SPINNING=1 for the function and the bare session
+//   --processes N: PIFAAS_PROCESSES=N for the function (default: its own, one process; bench/serving-processes.ts compares)
 // The FP32 ResNet-50-shaped graph (random weights, ~100 MB, not committed) is made on first use with
 // /usr/bin/python3 ../shared/tools/make-torchvision-onnx.py (Debian: python3-torch python3-torchvision)
 // into the cache dir (default /tmp/pifaas-bench).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -51,13 +53,22 @@ const MODELS = arg('models', 'mobilenet,resnet50').split(',');
 const PHOTO = arg('photo', 'tiger.jpg');
 const SECONDS = Number(arg('seconds', '8'));
 const SPINNING = process.argv.includes('--spinning');
+const PROCESSES = arg('processes', '');
 const CACHE = path.resolve(arg('cache', process.env.PIFAAS_BENCH_CACHE ?? '/tmp/pifaas-bench'));
 
-/** CPU time (user + system, ms) a process has used so far, from /proc (Linux). */
+/**
+ * CPU time (user + system, ms) a process and its child processes (the function's serving processes)
+ * have used so far, from /proc (Linux).
+ */
 async function processCpuMs(pid: number): Promise<number> {
   try {
     const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /, '').split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+    let ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+    for (const task of await readdir(`/proc/${pid}/task`)) {
+      const children = (await readFile(`/proc/${pid}/task/${task}/children`, 'utf8')).trim();
+      for (const child of children ? children.split(/\s+/) : []) ms += await processCpuMs(Number(child));
+    }
+    return ms;
   } catch {
     return NaN;
   }
@@ -133,6 +144,8 @@ interface FunctionProcess {
   port: number;
   /** Spawn to the first /_/health 200, in ms. */
   startMs: number;
+  /** Resolves with the ms from spawn to every serving process ready. */
+  allReady: Promise<number>;
 }
 
 function getStatus(port: number, p: string): Promise<number> {
@@ -145,13 +158,25 @@ function getStatus(port: number, p: string): Promise<number> {
   });
 }
 
-/** Starts dist/function/main.js and waits for /_/health 200, timing it from spawn. */
+/**
+ * Starts dist/function/main.js and waits for /_/health 200, timing it from spawn. `allReady` resolves
+ * once every serving process is (the others start after the first is healthy, and their loading
+ * would disturb the bare runs measured meanwhile).
+ */
 async function startFunction(env: NodeJS.ProcessEnv, port: number): Promise<FunctionProcess> {
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [MAIN_JS], { env: { PATH: process.env.PATH, HOME: process.env.HOME, port: String(port), write_timeout: '120s', exec_timeout: '120s', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const proc = spawn(process.execPath, [MAIN_JS], { env: { PATH: process.env.PATH, HOME: process.env.HOME, port: String(port), write_timeout: '120s', exec_timeout: '120s', ...(PROCESSES ? { PIFAAS_PROCESSES: PROCESSES } : {}), ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const allReady = new Promise<number>((resolve) => {
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      // One process says "ready in"; several, "serving from N processes" once the last one is.
+      if (/serving from \d+ processes/.test(out) || (/ready in \d+ ms/.test(out) && !/more serving process/.test(out))) resolve(performance.now() - t0);
+    });
+  });
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`the function exited with ${proc.exitCode}`);
-    if ((await getStatus(port, '/_/health')) === 200) return { proc, port, startMs: performance.now() - t0 };
+    if ((await getStatus(port, '/_/health')) === 200) return { proc, port, startMs: performance.now() - t0, allReady };
     await new Promise((r) => setTimeout(r, 5));
   }
 }
@@ -273,6 +298,7 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   };
   // The real function process, over HTTP with a kept-alive connection.
   const fp = await startFunction({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: modelId, PIFAAS_MODELS_DIR: modelsDir, PIFAAS_ENGINE: 'node', PIFAAS_ORT_SPINNING: SPINNING ? '1' : '0' }, nextPort++);
+  await fp.allReady;
   const health = (await (await fetch(`http://127.0.0.1:${fp.port}/_/health`)).json()) as { models: Array<{ threads?: unknown }> };
   process.stderr.write(`function process threads (after warm-up): ${JSON.stringify(health.models[0]?.threads)}\n`);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -369,6 +395,8 @@ interface StartFigures {
   what: string;
   /** Spawn to /_/health 200, per start. */
   ms: number[];
+  /** Spawn to every serving process ready, per start. */
+  allMs: number[];
   /** faas-resnet: HTTP latency of the photo's first requests after /_/health 200, per start. */
   first?: Array<{ first: number; next9: number; then40: number }>;
 }
@@ -385,7 +413,7 @@ async function startupTimes(photo: Buffer): Promise<StartFigures[]> {
     ['faas-resnet mobilenetv2 (web engine)', { PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'mobilenetv2-12-int8', PIFAAS_ENGINE: 'web' }],
   ];
   for (const [what, env] of cases) {
-    const figures: StartFigures = { what, ms: [] };
+    const figures: StartFigures = { what, ms: [], allMs: [] };
     for (let i = 0; i < 3; i++) {
       const fp = await startFunction(env, nextPort++);
       figures.ms.push(fp.startMs);
@@ -397,11 +425,12 @@ async function startupTimes(photo: Buffer): Promise<StartFigures[]> {
         agent.destroy();
         (figures.first ??= []).push({ first: lat[0] as number, next9: stats(lat.slice(1, 10)).p50, then40: stats(lat.slice(10)).p50 });
       }
+      figures.allMs.push(await fp.allReady);
       await stopFunction(fp);
     }
     out.push(figures);
     const first = figures.first ? `; first requests (1st / 2nd-10th p50 / 11th-50th p50): ${figures.first.map((x) => `${f(x.first)}/${f(x.next9)}/${f(x.then40)}`).join(', ')} ms` : '';
-    process.stderr.write(`start -> /_/health 200, ${what}: ${figures.ms.map((m) => f(m, 0)).join(', ')} ms${first}\n`);
+    process.stderr.write(`start -> /_/health 200, ${what}: ${figures.ms.map((m) => f(m, 0)).join(', ')} ms (every serving process ready: ${figures.allMs.map((m) => f(m, 0)).join(', ')} ms)${first}\n`);
   }
   return out;
 }
@@ -420,7 +449,7 @@ async function main(): Promise<void> {
   const starts = await startupTimes(photo);
 
   const lines: string[] = [];
-  lines.push(`\npifaas function benchmark: photo ${PHOTO}, ${SECONDS} s per load level, onnxruntime threads ${SPINNING ? 'spinning' : 'not spinning'}, node ${process.version}, ${process.platform}/${process.arch}`);
+  lines.push(`\npifaas function benchmark: photo ${PHOTO}, ${SECONDS} s per load level, onnxruntime threads ${SPINNING ? 'spinning' : 'not spinning'}, serving processes ${PROCESSES || 1}, node ${process.version}, ${process.platform}/${process.arch}`);
   lines.push('model              bare p50   handler p50  HTTP p50  HTTP p99  HTTP/bare  dec+pre/inf  rps c=1  c=2     c=4     c=8     c4/bare');
   for (const [label, r] of reports) {
     const bareRps = 1000 / r.bareThroughput.p50;
@@ -451,7 +480,7 @@ async function main(): Promise<void> {
     lines.push(`  ${label}: CPU time per bare run ${f(r.bareCpuMs)} ms (${f(r.bareCpuMs / r.bareThroughput.p50)} cores busy); per function request at c=4 ${f(r.c4CpuMs)} ms (decode, preprocessing, HTTP and inference)`);
   }
   lines.push('process start -> /_/health 200 (dist/function/main.js, 3 starts each):');
-  for (const s of starts) lines.push(`  ${s.what}: ${s.ms.map((m) => `${f(m, 0)} ms`).join(', ')} (median ${f(stats(s.ms).p50, 0)} ms)`);
+  for (const s of starts) lines.push(`  ${s.what}: ${s.ms.map((m) => `${f(m, 0)} ms`).join(', ')} (median ${f(stats(s.ms).p50, 0)} ms; every serving process ready: median ${f(stats(s.allMs).p50, 0)} ms)`);
   lines.push(`first requests after /_/health 200 (${PHOTO} over HTTP, one connection; medians of the 3 starts):`);
   for (const { what, first } of starts) {
     if (!first) continue;

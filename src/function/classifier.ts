@@ -6,6 +6,7 @@
 // overlaps the current runs.
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import { DEFAULT_MAX_PIXELS } from './function-config.js';
 import { FunctionError } from './function-error.js';
 import { imageToTensor, readImageInfo, warmUpEnlargement, type ImageInfo, type ImageLimits } from './image-tensor.js';
 import { startJpegDecoder } from './jpeg-decoder.js';
@@ -13,6 +14,7 @@ import { DEFAULT_INLINE_RUN_MAX_MS, loadEngine, type EngineChoice, type Inferenc
 import { findModel, loadCatalog, tensorDimsOf, type Catalog, type FunctionName, type ModelEntry } from './model-catalog.js';
 import { locateModel, pullModel } from './model-store.js';
 import { loadLabels, topPredictions, type Label, type Prediction } from './predictions.js';
+import type { InflightBoard } from './inflight-board.js';
 import { TensorPool } from './tensor-pool.js';
 
 export const DEFAULT_TOP = 5;
@@ -90,9 +92,12 @@ class OverlapWatch {
   private lastOverlap = -Infinity;
   private readingArrivals = false;
 
+  /** `board`: with several serving processes, a request in flight in another one is an overlap too. */
+  constructor(private readonly board?: InflightBoard) {}
+
   enter(): void {
     this.inProgress++;
-    if (this.inProgress > 1 || this.readingArrivals) this.lastOverlap = performance.now();
+    if (this.inProgress > 1 || this.readingArrivals || (this.board?.others ?? 0) > 0) this.lastOverlap = performance.now();
   }
 
   leave(): void {
@@ -107,7 +112,10 @@ class OverlapWatch {
   }
 
   get alone(): boolean {
-    return this.inProgress === 1 && performance.now() - this.lastOverlap >= OVERLAP_QUIET_MS;
+    if (this.inProgress !== 1 || performance.now() - this.lastOverlap < OVERLAP_QUIET_MS) return false;
+    if ((this.board?.others ?? 0) === 0) return true;
+    this.lastOverlap = performance.now();
+    return false;
   }
 }
 
@@ -164,7 +172,7 @@ export class Classifier {
   private readonly queue: RunQueue;
   /** Input tensors, reused from request to request (tensor-pool.ts). */
   private readonly tensors: TensorPool;
-  private readonly overlap = new OverlapWatch();
+  private readonly overlap: OverlapWatch;
 
   constructor(
     readonly name: FunctionName,
@@ -175,7 +183,10 @@ export class Classifier {
     readonly notices: readonly string[] = [],
     inferenceConcurrency = 1,
     private readonly limits: ImageLimits = { maxPixels: DEFAULT_MAX_PIXELS },
+    /** Given when the function serves from several processes: what the others have in flight. */
+    board?: InflightBoard,
   ) {
+    this.overlap = new OverlapWatch(board);
     this.queue = new RunQueue(Math.max(1, inferenceConcurrency));
     // Enough for the runs in progress and the requests being decoded meanwhile; more are collected.
     this.tensors = new TensorPool(Math.max(1, inferenceConcurrency) + 2);
@@ -287,8 +298,6 @@ export class Classifier {
   }
 }
 
-export const DEFAULT_MAX_PIXELS = 50_000_000;
-
 export interface StartClassifierOptions {
   name: FunctionName;
   /** PIFAAS_MODEL / --model: the model to serve (faas-digits: the only one to load). */
@@ -306,6 +315,8 @@ export interface StartClassifierOptions {
   ortSpinning?: boolean;
   /** A run alone at most this long goes on the event loop (PIFAAS_INLINE_RUN_MAX; 0: never). */
   inlineRunMaxMs?: number;
+  /** This process is one of several serving processes, sharing this board (serving-processes.ts). */
+  board?: InflightBoard;
 }
 
 export class StartupError extends Error {
@@ -387,11 +398,11 @@ export async function startClassifier(opts: StartClassifierOptions): Promise<Cla
     .toBuffer()
     .then(startJpegDecoder)
     .catch((e: Error) => log(`the WebAssembly JPEG decoder did not start (${e.message}); libvips decodes every image`));
-  const engine = await loadEngine(opts.engine ?? 'auto', { spinning: opts.ortSpinning ?? false, ...(opts.inferenceConcurrency ? { parallelRuns: opts.inferenceConcurrency } : {}), ...(opts.inlineRunMaxMs !== undefined ? { inlineRunMaxMs: opts.inlineRunMaxMs } : {}) });
+  const engine = await loadEngine(opts.engine ?? 'auto', { spinning: opts.ortSpinning ?? false, ...(opts.inferenceConcurrency ? { parallelRuns: opts.inferenceConcurrency } : {}), ...(opts.inlineRunMaxMs !== undefined ? { inlineRunMaxMs: opts.inlineRunMaxMs } : {}), processes: opts.board?.slots ?? 1 });
   const models: LoadedModel[] = [];
   for (const l of located) models.push(await loadModel(engine, catalog, l.entry, l));
   const defaultModel = requested && models.some((m) => m.entry.id === requested) ? requested : models.find((m) => m.entry.id === fn.defaultModel)?.entry.id ?? (models[0] as LoadedModel).entry.id;
-  const classifier = new Classifier(opts.name, engine, models, defaultModel, notices, engine.parallelRuns, { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS });
+  const classifier = new Classifier(opts.name, engine, models, defaultModel, notices, engine.parallelRuns, { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS }, opts.board);
   await warmUp(classifier);
   await jpegDecoder;
   return classifier;

@@ -5,9 +5,9 @@
 import { z } from 'zod';
 import { parseGoDuration } from './go-duration.js';
 import { DEFAULT_INLINE_RUN_MAX_MS, defaultParallelRuns, parseEngineChoice, type EngineChoice } from './inference-engine.js';
+import { MAX_SERVING_PROCESSES } from './serving-processes.js';
 import { FUNCTION_NAMES, modelsDirFromEnv, type FunctionName } from './model-catalog.js';
 import { parseUrlPolicy, type UrlPolicy } from './url-policy.js';
-import { DEFAULT_MAX_PIXELS } from './classifier.js';
 
 export interface FunctionConfig {
   functionName: FunctionName;
@@ -37,6 +37,8 @@ export interface FunctionConfig {
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** sharp's pixel limit per image (PIFAAS_MAX_PIXELS): a larger one is a decompression bomb. */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -106,6 +108,8 @@ const envSchema = z.object({
   PIFAAS_INFERENCE_CONCURRENCY: integer('PIFAAS_INFERENCE_CONCURRENCY', 0, 1, 64),
   PIFAAS_ORT_SPINNING: integer('PIFAAS_ORT_SPINNING', 0, 0, 1),
   PIFAAS_INLINE_RUN_MAX: duration('PIFAAS_INLINE_RUN_MAX', `${DEFAULT_INLINE_RUN_MAX_MS}ms`),
+  // Read by main.ts before this validation (serving-processes.ts: servingProcessCount); refused here when wrong.
+  PIFAAS_PROCESSES: integer('PIFAAS_PROCESSES', 0, 1, MAX_SERVING_PROCESSES),
 });
 
 /** Reads and validates the function's configuration from an environment. */

@@ -11,6 +11,7 @@ import type { Classification, Classifier } from './classifier.js';
 import { errorBody, FunctionError } from './function-error.js';
 import type { FunctionName } from './model-catalog.js';
 import { imageFromJson, mediaType, readImageRequest, type UrlFetchLimits } from './request-input.js';
+import { InflightBoard } from './inflight-board.js';
 import type { UrlPolicy } from './url-policy.js';
 
 export interface FunctionServerOptions {
@@ -25,6 +26,8 @@ export interface FunctionServerOptions {
   urlTimeoutMs: number;
   /** One line per request and per lifecycle event; default: none. */
   log?: (line: string) => void;
+  /** The requests in flight of every serving process (default: this process's, in memory). */
+  board?: InflightBoard;
 }
 
 export interface Invocation {
@@ -57,6 +60,7 @@ export class FunctionServer {
   private phase: Phase = 'loading';
   private failure: string | undefined;
   private inflight = 0;
+  private readonly board: InflightBoard;
   private initialized = false;
   private readonly idleWaiters = new Set<() => void>();
   private readonly readyWaiters = new Set<() => void>();
@@ -64,6 +68,7 @@ export class FunctionServer {
   private readonly log: (line: string) => void;
 
   constructor(private readonly opts: FunctionServerOptions) {
+    this.board = opts.board ?? InflightBoard.inMemory();
     this.log = opts.log ?? (() => {});
     const read = opts.readTimeoutMs;
     this.server = http.createServer({
@@ -142,6 +147,7 @@ export class FunctionServer {
       ...(this.classifier ? this.classifier.info() : {}),
       inflight: this.inflight,
       maxInflight: this.opts.maxInflight,
+      ...(this.board.slots > 1 ? { servingProcess: { index: this.board.slot, of: this.board.slots, pid: process.pid } } : {}),
     };
   }
 
@@ -156,7 +162,7 @@ export class FunctionServer {
       }
       let status = this.phase === 'ready' ? 200 : 503;
       // /_/ready (of-watchdog): also "not now" while max_inflight is reached.
-      if (status === 200 && path === '/_/ready' && this.opts.maxInflight > 0 && this.inflight >= this.opts.maxInflight) status = 429;
+      if (status === 200 && path === '/_/ready' && this.opts.maxInflight > 0 && this.board.total >= this.opts.maxInflight) status = 429;
       this.sendJson(res, status, this.healthBody());
       return;
     }
@@ -194,8 +200,12 @@ export class FunctionServer {
       return;
     }
     if (!classifier) throw new Error('ready without a classifier');
-    if (this.opts.maxInflight > 0 && this.inflight >= this.opts.maxInflight) {
-      fail(new FunctionError(429, 'too_many_requests', `${this.inflight} requests are in flight, the limit is max_inflight=${this.opts.maxInflight}; retry later`));
+    // Counted first, then checked: requests arriving at once in two serving processes may both be
+    // refused at the limit, but never both admitted beyond it.
+    this.board.enter();
+    if (this.opts.maxInflight > 0 && this.board.total > this.opts.maxInflight) {
+      this.board.leave();
+      fail(new FunctionError(429, 'too_many_requests', `${this.opts.maxInflight} requests are in flight, the limit is max_inflight=${this.opts.maxInflight}; retry later`));
       req.resume();
       return;
     }
@@ -209,6 +219,7 @@ export class FunctionServer {
       settled = true;
       for (const t of timers) clearTimeout(t);
       this.inflight--;
+      this.board.leave();
       if (this.inflight === 0) for (const w of this.idleWaiters) w();
     };
     // write_timeout: the answer must be out within this time of the request's arrival.

@@ -64,6 +64,8 @@ export interface RunThreads {
 export interface RunCounts {
   eventLoop: number;
   inferenceThreads: number;
+  /** Of those, the runs alone, on a session with all cores. */
+  allCores: number;
 }
 
 export interface InferenceEngine {
@@ -133,7 +135,7 @@ async function eventLoopSession(ort: OrtModule, model: Uint8Array, sessionOption
   const inputName = inputs[0]?.name;
   const outputName = outputs[0]?.name;
   if (!inputName || !outputName) throw new Error('the model has no input or no output');
-  const runs: RunCounts = { eventLoop: 0, inferenceThreads: 0 };
+  const runs: RunCounts = { eventLoop: 0, inferenceThreads: 0, allCores: 0 };
   async function infer(input: Float32Array, dims: readonly number[]): Promise<Float32Array> {
     const out = await session.run({ [inputName as string]: new ort.Tensor('float32', input, dims) });
     const data = out[outputName as string]?.data;
@@ -144,6 +146,7 @@ async function eventLoopSession(ort: OrtModule, model: Uint8Array, sessionOption
   async function run(input: Float32Array, dims: readonly number[], opts: RunOptions = {}): Promise<Float32Array> {
     const out = await infer(input, dims);
     runs.eventLoop++;
+    if (threads >= usableCores()) runs.allCores++;
     opts.pool?.give(input);
     return out;
   }
@@ -248,6 +251,14 @@ class InferenceThread {
   }
 }
 
+/** One run on one thread; the input is moved to the thread (and back, into `pool`). */
+async function runOn(thread: InferenceThread, input: Float32Array, dims: readonly number[], pool?: TensorPool): Promise<Float32Array> {
+  const reply = await thread.request({ input, dims }, ownsWholeBuffer(input) ? [input.buffer] : []);
+  pool?.give(reply.input ?? input);
+  if (!(reply.data instanceof Float32Array)) throw new Error('the model\'s output is not a float32 tensor');
+  return reply.data;
+}
+
 /**
  * An onnxruntime-node session spread over threads. onnxruntime-node's session.run() computes
  * synchronously on the calling JavaScript thread (its promise only defers the call): run on the main
@@ -302,16 +313,8 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
   }
   const idleShared = [...shared];
   const waiting: Array<() => void> = [];
-  const runs: RunCounts = { eventLoop: 0, inferenceThreads: 0 };
+  const runs: RunCounts = { eventLoop: 0, inferenceThreads: 0, allCores: 0 };
   let active = 0;
-
-  /** One run on one thread; the input is moved to the thread (and back, into `pool`). */
-  async function runOn(thread: InferenceThread, input: Float32Array, dims: readonly number[], pool?: TensorPool): Promise<Float32Array> {
-    const reply = await thread.request({ input, dims }, ownsWholeBuffer(input) ? [input.buffer] : []);
-    pool?.give(reply.input ?? input);
-    if (!(reply.data instanceof Float32Array)) throw new Error(`output ${outputs[0]?.name} is not a float32 tensor`);
-    return reply.data;
-  }
 
   return {
     inputs,
@@ -329,6 +332,7 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
       // most parallel - 1 others run, so one of the `parallel` shared sessions is idle).
       const onEventLoop = active === 1 && inline !== undefined && opts.alone === true;
       const thread = onEventLoop ? undefined : active === 1 && solo ? solo : (idleShared.pop() as InferenceThread);
+      if (!thread || thread === solo) runs.allCores++;
       try {
         if (!thread) {
           runs.eventLoop++;
@@ -378,14 +382,111 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
   };
 }
 
-function nodeEngine(ort: OrtModule, reason: string, sessionOptions: Record<string, unknown>, threads: number, inlineRunMaxMs: number): InferenceEngine {
+/** Where a lane process's session runs: on the event loop, or (a run too long to hold it) on a thread. */
+interface PlacedSession {
+  readonly where: RunPlace;
+  run(input: Float32Array, dims: readonly number[], pool?: TensorPool): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
+/**
+ * Makes a session of `threads` intra-op threads, warms it up, and keeps it on the event loop if the
+ * best of two more runs takes at most `inlineRunMaxMs`; otherwise it moves to an inference thread.
+ */
+async function placeSession(ort: OrtModule, ortPath: string, model: Uint8Array, options: Record<string, unknown>, threads: number, dims: readonly number[], inlineRunMaxMs: number, made?: ModelSession): Promise<PlacedSession> {
+  const opts = { ...options, intraOpNumThreads: threads };
+  if (inlineRunMaxMs <= 0) await made?.release();
+  else {
+    const inline = made ?? (await eventLoopSession(ort, model, opts, threads));
+    let best = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      await inline.warmUp(dims);
+      if (i > 0) best = Math.min(best, performance.now() - t0);
+    }
+    if (best <= inlineRunMaxMs) return { where: 'event loop', run: (input, d, pool) => inline.run(input, d, pool ? { pool } : {}), release: () => inline.release() };
+    await inline.release();
+  }
+  const thread = new InferenceThread(ortPath, model, opts);
+  try {
+    await thread.request(undefined);
+    await runOn(thread, new Float32Array(elementCount(dims)), dims);
+  } catch (e) {
+    await thread.terminate();
+    throw e;
+  }
+  return { where: 'inference thread', run: (input, d, pool) => runOn(thread, input, d, pool), release: () => thread.terminate() };
+}
+
+/**
+ * The session of one of several serving processes (serving-processes.ts, which says what that
+ * gains). Each process reads, decodes and answers its own requests and runs one inference at a time,
+ * on its own event loop: no run is handed to another thread and back. A run alone in the whole function (RunOptions.alone: the
+ * classifier asks every process) gets a session with all cores, the lowest latency; any other run a
+ * session with this process's share of them (cores / processes). Two copies of the weights per
+ * process; a session whose run takes longer than inlineRunMaxMs lives on an inference thread.
+ */
+async function laneSession(ort: OrtModule, ortPath: string, model: Uint8Array, options: Record<string, unknown>, processes: number, inlineRunMaxMs: number): Promise<ModelSession> {
+  const cores = usableCores();
+  const share = Math.max(1, Math.floor(cores / processes));
+  // The all-cores session, made here for the model's names and shapes; warmUp() places it.
+  const first = await eventLoopSession(ort, model, { ...options, intraOpNumThreads: cores }, cores);
+  const { inputs, outputs } = first;
+  let bytes: Uint8Array | undefined = model;
+  let solo: PlacedSession | undefined;
+  let lane: PlacedSession | undefined;
+  const runs: RunCounts = { eventLoop: 0, inferenceThreads: 0, allCores: 0 };
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    inputs,
+    outputs,
+    parallelism: 1,
+    get threads(): RunThreads {
+      return { alone: cores, aloneOn: solo?.where ?? 'event loop', sideBySide: { runs: processes, threads: share } };
+    },
+    runs,
+    async run(input, dims, opts = {}) {
+      if (!solo || !lane) throw new Error('warmUp() must come before run()');
+      const session = opts.alone === true ? solo : lane;
+      const mine = queue.then(async () => {
+        if (session.where === 'event loop') runs.eventLoop++;
+        else runs.inferenceThreads++;
+        if (session === solo) runs.allCores++;
+        const out = await session.run(input, dims, opts.pool);
+        if (session === solo && session.where === 'event loop') opts.ranOnEventLoop?.();
+        return out;
+      });
+      queue = mine.catch(() => {});
+      return mine;
+    },
+    async warmUp(dims) {
+      if (!bytes) throw new Error('warmUp() runs once');
+      const model = bytes;
+      bytes = undefined;
+      solo = await placeSession(ort, ortPath, model, options, cores, dims, inlineRunMaxMs, first);
+      try {
+        lane = share === cores ? solo : await placeSession(ort, ortPath, model, options, share, dims, inlineRunMaxMs);
+      } catch (e) {
+        await solo.release();
+        throw e;
+      }
+      return lane.run(new Float32Array(elementCount(dims)), dims);
+    },
+    async release() {
+      await Promise.all([solo?.release(), lane !== solo ? lane?.release() : undefined]);
+    },
+  };
+}
+
+/** `processes` > 1: this is one of that many serving processes (laneSession); else one process runs `threads` runs side by side (poolSession). */
+function nodeEngine(ort: OrtModule, reason: string, sessionOptions: Record<string, unknown>, threads: number, inlineRunMaxMs: number, processes: number): InferenceEngine {
   const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
   return {
     name: 'onnxruntime-node',
     version: ort.env.versions?.node ?? ort.env.versions?.common ?? 'unknown',
     reason,
-    parallelRuns: threads,
-    createSession: (model) => poolSession(ort, ortPath, model, sessionOptions, threads, inlineRunMaxMs),
+    parallelRuns: processes > 1 ? 1 : threads,
+    createSession: (model) => (processes > 1 ? laneSession(ort, ortPath, model, sessionOptions, processes, inlineRunMaxMs) : poolSession(ort, ortPath, model, sessionOptions, threads, inlineRunMaxMs)),
   };
 }
 
@@ -434,18 +535,19 @@ const WEB_OPTIONS = { graphOptimizationLevel: 'all', executionProviders: ['wasm'
  * Loads the engine to use. `auto` takes onnxruntime-node where the npm package has binaries and
  * falls back to onnxruntime-web when it is missing or does not load; `node` and `web` insist.
  */
-export async function loadEngine(choice: EngineChoice, opts: { spinning?: boolean; parallelRuns?: number; inlineRunMaxMs?: number } = {}): Promise<InferenceEngine> {
+export async function loadEngine(choice: EngineChoice, opts: { spinning?: boolean; parallelRuns?: number; inlineRunMaxMs?: number; processes?: number } = {}): Promise<InferenceEngine> {
+  const processes = Math.max(1, opts.processes ?? 1);
   const nodeOptions = nodeSessionOptions(opts.spinning);
   const inline = opts.inlineRunMaxMs ?? DEFAULT_INLINE_RUN_MAX_MS;
   const threads = Math.max(1, opts.parallelRuns ?? defaultParallelRuns());
   const platform = `${process.platform}/${process.arch}`;
   if (choice === 'web') return wrap(await importWeb(), 'onnxruntime-web', 'PIFAAS_ENGINE=web', WEB_OPTIONS);
-  if (choice === 'node') return nodeEngine(await importNode(), 'PIFAAS_ENGINE=node', nodeOptions, threads, inline);
+  if (choice === 'node') return nodeEngine(await importNode(), 'PIFAAS_ENGINE=node', nodeOptions, threads, inline, processes);
   if (!nodeEngineSupported()) {
     return wrap(await importWeb(), 'onnxruntime-web', `auto: onnxruntime-node has no binaries for ${platform}`, WEB_OPTIONS);
   }
   try {
-    return nodeEngine(await importNode(), `auto: native binaries for ${platform}`, nodeOptions, threads, inline);
+    return nodeEngine(await importNode(), `auto: native binaries for ${platform}`, nodeOptions, threads, inline, processes);
   } catch (e) {
     return wrap(await importWeb(), 'onnxruntime-web', `auto: onnxruntime-node did not load on ${platform} (${(e as Error).message.split('\n')[0]})`, WEB_OPTIONS);
   }

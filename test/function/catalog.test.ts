@@ -132,6 +132,7 @@ describe('function configuration from the environment', () => {
   it('refuses bad values with the variable named', () => {
     expect(() => functionConfigFromEnv({ PIFAAS_FUNCTION: 'faas-cats' })).toThrow(/PIFAAS_FUNCTION must be faas-resnet or faas-digits, not "faas-cats"/);
     expect(() => functionConfigFromEnv({ PIFAAS_ENGINE: 'gpu' })).toThrow(/PIFAAS_ENGINE must be auto, node or web/);
+    expect(() => functionConfigFromEnv({ PIFAAS_PROCESSES: '65' })).toThrow('PIFAAS_PROCESSES must be a whole number from 1 to 64, not "65"');
     expect(() => functionConfigFromEnv({ exec_timeout: 'soon' })).toThrow(/exec_timeout: "soon" is not a duration/);
     expect(() => functionConfigFromEnv({ PIFAAS_INLINE_RUN_MAX: '50x' })).toThrow(/PIFAAS_INLINE_RUN_MAX: "50x" is not a duration/);
     expect(() => functionConfigFromEnv({ max_inflight: '-1' })).toThrow(/max_inflight must be a whole number/);

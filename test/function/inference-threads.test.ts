@@ -50,11 +50,14 @@ describe('onnxruntime-node sessions', () => {
       expect(session.threads).toEqual({ alone: CORES, aloneOn, sideBySide: { runs: engine.parallelRuns, threads: engine.parallelRuns > 1 ? share : CORES } });
 
       const alone = await session.run(data.slice(), dims, { alone: true });
-      expect(session.runs).toEqual(aloneOn === 'event loop' ? { eventLoop: 1, inferenceThreads: 0 } : { eventLoop: 0, inferenceThreads: 1 });
+      expect(session.runs).toEqual(aloneOn === 'event loop' ? { eventLoop: 1, inferenceThreads: 0, allCores: 1 } : { eventLoop: 0, inferenceThreads: 1, allCores: 1 });
       // A caller that has other requests in flight gets an inference thread even for a run alone.
       const notAlone = await session.run(data.slice(), dims, { alone: false });
       const together = await Promise.all(Array.from({ length: engine.parallelRuns * 2 }, () => session.run(data.slice(), dims, { alone: true })));
       expect(session.runs.inferenceThreads).toBe(aloneOn === 'event loop' ? 1 + engine.parallelRuns * 2 - 1 : 2 + engine.parallelRuns * 2);
+      // All cores: the run alone and the first of those sent together (it starts with nothing else
+      // running); on one core every run, each on the solo session in turn.
+      expect(session.runs.allCores).toBe(aloneOn === 'event loop' ? 2 : 2 + engine.parallelRuns * 2);
       expect(top1(alone)).toBe(292);
       for (const scores of [notAlone, ...together]) {
         expect(top1(scores)).toBe(292);
@@ -75,10 +78,62 @@ describe('onnxruntime-node sessions', () => {
         expect(session.threads.aloneOn).toBe('inference thread');
         const scores = await session.run(data.slice(), dims, { alone: true });
         expect(top1(scores)).toBe(292);
-        expect(session.runs).toEqual({ eventLoop: 0, inferenceThreads: 1 });
+        expect(session.runs).toEqual({ eventLoop: 0, inferenceThreads: 1, allCores: 1 });
       } finally {
         await session.release();
       }
+    }
+  });
+
+  it('in one of several serving processes: one run at a time, on all cores when alone and on this process\'s share otherwise, with the same scores', async () => {
+    const { bytes, data, dims } = await mobilenetInput('tiger.jpg');
+    const engine = await loadEngine('node', { processes: 2 });
+    expect(engine.parallelRuns).toBe(1);
+    const session = await engine.createSession(bytes);
+    try {
+      await session.warmUp(dims);
+      expect(session.threads).toEqual({ alone: CORES, aloneOn: 'event loop', sideBySide: { runs: 2, threads: Math.max(1, Math.floor(CORES / 2)) } });
+      expect(session.runs).toEqual({ eventLoop: 0, inferenceThreads: 0, allCores: 0 });
+      let waitedForArrivals = 0;
+      const ranOnEventLoop = () => waitedForArrivals++;
+      const alone = await session.run(data.slice(), dims, { alone: true, ranOnEventLoop });
+      const shared = await session.run(data.slice(), dims, { alone: false, ranOnEventLoop });
+      expect(session.runs).toEqual({ eventLoop: 2, inferenceThreads: 0, allCores: 1 });
+      // Only a run alone makes the classifier look for requests that arrived meanwhile.
+      expect(waitedForArrivals).toBe(1);
+      // Several at once run one after the other, each to the end.
+      let running = 0;
+      let most = 0;
+      const together = await Promise.all(
+        Array.from({ length: 3 }, async () => {
+          running++;
+          most = Math.max(most, running);
+          try {
+            return await session.run(data.slice(), dims, { alone: false });
+          } finally {
+            running--;
+          }
+        }),
+      );
+      expect(session.runs).toEqual({ eventLoop: 5, inferenceThreads: 0, allCores: 1 });
+      expect(top1(alone)).toBe(292);
+      for (const scores of [shared, ...together]) {
+        expect(top1(scores)).toBe(292);
+        for (let i = 0; i < scores.length; i += 97) expect(scores[i]).toBeCloseTo(alone[i] as number, 3);
+      }
+    } finally {
+      await session.release();
+    }
+    // Runs that may not hold the event loop go to inference threads, alone or not.
+    const threaded = await (await loadEngine('node', { processes: 2, inlineRunMaxMs: 0 })).createSession(bytes);
+    try {
+      await threaded.warmUp(dims);
+      expect(threaded.threads.aloneOn).toBe('inference thread');
+      expect(top1(await threaded.run(data.slice(), dims, { alone: true }))).toBe(292);
+      expect(top1(await threaded.run(data.slice(), dims, { alone: false }))).toBe(292);
+      expect(threaded.runs).toEqual({ eventLoop: 0, inferenceThreads: 2, allCores: 1 });
+    } finally {
+      await threaded.release();
     }
   });
 
@@ -90,7 +145,7 @@ describe('onnxruntime-node sessions', () => {
       try {
         await session.warmUp(dims);
         // /_/health counts the runs requests asked for; warm-up's are not among them.
-        expect(session.runs).toEqual({ eventLoop: 0, inferenceThreads: 0 });
+        expect(session.runs).toEqual({ eventLoop: 0, inferenceThreads: 0, allCores: 0 });
         const pool = new TensorPool(4);
         const input = data.slice();
         const first = await session.run(input, dims, { pool });

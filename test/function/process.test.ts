@@ -1,7 +1,7 @@
 // The function as real processes: the container entry (src/function/main.ts, what `node
 // dist/function/main.js` runs) with its environment contract, 503 while loading, every bad input
 // without a crash, graceful SIGTERM drain; and `pifaas serve` answering the gateway's curl on localhost.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,10 +34,17 @@ describe('container entry (main.ts)', () => {
 
   beforeAll(async () => {
     // The ResNet download at start-up hangs on this mirror until released: the function is "loading".
+    // (Once released, the mirror says 404 at once: a serving process started later asks it again.)
+    let released = false;
     mirror = await localServer((_req, res) => {
-      releaseMirror = () => {
+      const notFound = () => {
         res.writeHead(404);
         res.end();
+      };
+      if (released) return notFound();
+      releaseMirror = () => {
+        released = true;
+        notFound();
       };
     });
     urls = await imageUrlServer();
@@ -104,7 +111,7 @@ describe('container entry (main.ts)', () => {
       });
       req.on('error', reject);
       req.write(tiger.subarray(0, 5000));
-      void fn.waitFor(/SIGTERM: refusing new requests, finishing 1 in flight/).then(async () => {
+      void fn.waitFor(/SIGTERM: refusing new requests, finishing/).then(async () => {
         await new Promise((r) => setTimeout(r, 200));
         // The listening socket is closed by now.
         await expect(post(base, '/', tiger, 'image/jpeg')).rejects.toThrow(/ECONNREFUSED/);
@@ -127,8 +134,8 @@ describe('container entry (main.ts)', () => {
   });
 });
 
-describe('where runs go (a function process, requests from this one)', () => {
-  type ModelHealth = { threads: { aloneOn: string; sideBySide: { runs: number } }; runs: { eventLoop: number; inferenceThreads: number } };
+describe('where runs go in one process (the default; requests from this one)', () => {
+  type ModelHealth = { threads: { aloneOn: string; sideBySide: { runs: number } }; runs: { eventLoop: number; inferenceThreads: number; allCores: number } };
   const modelHealth = async (base: string): Promise<ModelHealth> => ((await getJson(`${base}/_/health`)).json.models as ModelHealth[])[0] as ModelHealth;
   const tiger = image('tiger.jpg');
   /** One client: n requests, each sent `pauseMs` after the answer before (a network's round trip). */
@@ -158,7 +165,7 @@ describe('where runs go (a function process, requests from this one)', () => {
     expect(before.threads.aloneOn).toBe('event loop');
     await sequential(base, 10);
     const one = await modelHealth(base);
-    expect(one.runs).toEqual({ eventLoop: before.runs.eventLoop + 10, inferenceThreads: before.runs.inferenceThreads });
+    expect(one.runs).toEqual({ eventLoop: before.runs.eventLoop + 10, inferenceThreads: before.runs.inferenceThreads, allCores: before.runs.allCores + 10 });
 
     // Two clients sending together, 20 times. When one request's run holds the event loop as the other
     // arrives, the other is read only after that run, when nothing else is in flight; it still counts
@@ -210,7 +217,174 @@ describe('where runs go (a function process, requests from this one)', () => {
     const before = await modelHealth(base);
     expect(before.threads.aloneOn).toBe('inference thread');
     await sequential(base, 5);
-    expect((await modelHealth(base)).runs).toEqual({ eventLoop: 0, inferenceThreads: before.runs.inferenceThreads + 5 });
+    expect((await modelHealth(base)).runs).toEqual({ eventLoop: 0, inferenceThreads: before.runs.inferenceThreads + 5, allCores: before.runs.allCores + 5 });
+  });
+});
+
+describe('serving processes (PIFAAS_PROCESSES=2)', () => {
+  type Health = { servingProcess: { index: number; of: number; pid: number }; inflight: number; models: Array<{ runs: { eventLoop: number; inferenceThreads: number; allCores: number } }> };
+  const tiger = image('tiger.jpg');
+
+  /** A client with one kept-alive connection: the function hands each new connection to the next serving process. */
+  function client(base: string) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const call = (method: string, path: string, body?: Buffer) =>
+      new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+        const req = http.request(`${base}${path}`, { agent, method, headers: body ? { 'content-type': 'image/jpeg', 'content-length': String(body.length) } : {} }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    return {
+      agent,
+      health: async () => (await call('GET', '/_/health')).json as unknown as Health,
+      classify: () => call('POST', '/function/faas-resnet', tiger),
+      /** Top-1 of one request, and that it was answered 200. */
+      top1: async () => {
+        const a = await call('POST', '/function/faas-resnet', tiger);
+        expect(a.status).toBe(200);
+        return (a.json.predictions as Array<{ index: number }>)[0]?.index;
+      },
+      close: () => agent.destroy(),
+    };
+  }
+  type Client = ReturnType<typeof client>;
+
+  /** Clients until one per serving process (in index order). */
+  async function onePerProcess(base: string): Promise<Client[]> {
+    const found: Client[] = [];
+    for (let i = 0; i < 8 && found.length < 2; i++) {
+      const c = client(base);
+      const h = await c.health();
+      if (found.some((f) => f !== undefined && found.indexOf(f) === h.servingProcess.index)) c.close();
+      else found[h.servingProcess.index] = c;
+    }
+    expect(found.filter(Boolean)).toHaveLength(2);
+    return found;
+  }
+
+  async function start(extra: NodeJS.ProcessEnv = {}): Promise<{ child: Child; base: string }> {
+    const child = track(runTs(MAIN_TS, [], childEnv({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'mobilenetv2-12-int8', port: '0', PIFAAS_PROCESSES: '2', ...extra })));
+    const m = await child.waitFor(/listening on port (\d+)/);
+    await child.waitFor(/serving from 2 processes/);
+    return { child, base: `http://127.0.0.1:${m[1]}` };
+  }
+
+  it('start with one set of start-up lines; each connection stays with one process; both answer alike; SIGTERM drains both', async () => {
+    const { child, base } = await start();
+    const lines = child.stdout().trim().split('\n');
+    expect(lines.filter((l) => /listening on port/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /ready in \d+ ms: mobilenetv2-12-int8 \(bundled\) on onnxruntime-node .*; starting 1 more serving process/.test(l))).toHaveLength(1);
+    const clients = await onePerProcess(base);
+    const pids = await Promise.all(clients.map(async (c) => (await c.health()).servingProcess));
+    expect(pids.map((p) => p.index)).toEqual([0, 1]);
+    expect(new Set(pids.map((p) => p.pid)).size).toBe(2);
+    for (const c of clients) {
+      expect(await c.top1()).toBe(292);
+      expect((await c.health()).servingProcess).toEqual(pids[clients.indexOf(c)]);
+    }
+    for (const c of clients) c.close();
+    child.proc.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+    expect(child.stdout()).toMatch(/SIGTERM: refusing new requests, finishing the requests in flight \(2 serving processes\)/);
+    for (const p of pids) expect(() => process.kill(p.pid, 0)).toThrow();
+  });
+
+  it('one client runs alone, on all cores; clients in both processes at once run on their share of the cores', async () => {
+    const { base } = await start();
+    const [a, b] = (await onePerProcess(base)) as [Client, Client];
+    const runsOf = async () => (await Promise.all([a.health(), b.health()])).map((h) => h.models[0]?.runs ?? { eventLoop: 0, inferenceThreads: 0, allCores: 0 });
+    const sum = (rs: Array<{ allCores: number; eventLoop: number; inferenceThreads: number }>) => ({ all: rs.reduce((n, r) => n + r.eventLoop + r.inferenceThreads, 0), allCores: rs.reduce((n, r) => n + r.allCores, 0) });
+    await new Promise((r) => setTimeout(r, 300));
+    const before = sum(await runsOf());
+    for (let i = 0; i < 10; i++) expect(await a.top1()).toBe(292);
+    const one = sum(await runsOf());
+    expect(one).toEqual({ all: before.all + 10, allCores: before.allCores + 10 });
+    // Pairs sent together, then two clients each sending a little after its answer (as over a network).
+    // (A busy machine may hold one client back long enough that a pair does not overlap: the bound
+    // leaves room for that; with each process unaware of the other, all 80 would run on all cores.)
+    for (let i = 0; i < 20; i++) expect(await Promise.all([a.top1(), b.top1()])).toEqual([292, 292]);
+    const paced = async (c: Client) => {
+      for (let i = 0; i < 20; i++) {
+        expect(await c.top1()).toBe(292);
+        await new Promise((r) => setTimeout(r, 3));
+      }
+    };
+    await Promise.all([paced(a), paced(b)]);
+    const two = sum(await runsOf());
+    expect(two.all).toBe(one.all + 80);
+    expect(two.allCores - one.allCores).toBeLessThanOrEqual(16);
+    // After a quiet moment, alone again.
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 3; i++) expect(await b.top1()).toBe(292);
+    expect(sum(await runsOf()).allCores).toBe(two.allCores + 3);
+    a.close();
+    b.close();
+  });
+
+  it('max_inflight counts the requests of every process', async () => {
+    const { base } = await start({ max_inflight: '1' });
+    const [a, b] = (await onePerProcess(base)) as [Client, Client];
+    // An upload in progress in process 0: in flight there.
+    const answer = new Promise<number>((resolve, reject) => {
+      const req = http.request(`${base}/function/faas-resnet`, { agent: a.agent, method: 'POST', headers: { 'content-type': 'image/jpeg', 'content-length': String(tiger.length) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.write(tiger.subarray(0, 5000));
+      setTimeout(() => req.end(tiger.subarray(5000)), 600);
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const refused = await b.classify();
+    expect(refused.status).toBe(429);
+    expect(refused.json).toMatchObject({ error: { code: 'too_many_requests', message: expect.stringMatching(/max_inflight=1; retry later/) } });
+    expect(await answer).toBe(200);
+    expect(await b.top1()).toBe(292);
+    a.close();
+    b.close();
+  });
+
+  it('a serving process that dies stops the function with one line (exit 1), so that it is restarted whole', async () => {
+    const { child, base } = await start();
+    const [, b] = (await onePerProcess(base)) as [Client, Client];
+    const { pid } = (await b.health()).servingProcess;
+    b.close();
+    process.kill(pid, 'SIGKILL');
+    expect(await child.exited).toBe(1);
+    expect(child.stderr().trim()).toBe('pifaas function: serving process 1 stopped (SIGKILL); stopping the function so that it is restarted whole');
+  });
+
+  it('a temporary folder that cannot be written: says so in one line, then serves from one process', async () => {
+    // A temporary "folder" that is a file (tsx, which runs main.ts here, would keep its cache there).
+    const notAFolder = path.join(cacheDir, 'not-a-folder');
+    await writeFile(notAFolder, '');
+    const child = track(runTs(MAIN_TS, [], childEnv({ PIFAAS_FUNCTION: 'faas-resnet', PIFAAS_MODEL: 'mobilenetv2-12-int8', port: '0', PIFAAS_PROCESSES: '2', TMPDIR: notAFolder, TSX_DISABLE_CACHE: '1' })));
+    const m = await child.waitFor(/listening on port (\d+)/);
+    await child.waitFor(/ready in \d+ ms/);
+    const said = child.stdout().split('\n').filter((l) => /shared folder/.test(l));
+    expect(said).toHaveLength(1);
+    expect(said[0]).toContain(`cannot make the serving processes' shared folder in ${notAFolder} (ENOTDIR`);
+    expect(said[0]).toMatch(/; serving from one process \(make the temporary folder writable, or set PIFAAS_PROCESSES=1\)$/);
+    const c = client(`http://127.0.0.1:${m[1]}`);
+    const health = await c.health();
+    expect(health.servingProcess).toBeUndefined();
+    expect(await c.top1()).toBe(292);
+    c.close();
+  });
+
+  it('a model that cannot be served: the same one line and exit code 1 as in one process', async () => {
+    const run = async (processes: string) => {
+      const c = track(runTs(MAIN_TS, [], childEnv({ PIFAAS_FUNCTION: 'faas-digits', PIFAAS_MODEL: 'mobilenetv2-12-int8', port: '0', PIFAAS_PROCESSES: processes })));
+      expect(await c.exited).toBe(1);
+      return c.stderr().trim();
+    };
+    const one = await run('1');
+    expect(one).toMatch(/^pifaas function: cannot start faas-digits: .*mobilenetv2-12-int8/);
+    expect(await run('2')).toBe(one);
   });
 });
 

@@ -362,7 +362,7 @@ describe('runs alone on the event loop', () => {
       const first = await post(base, '/function/faas-resnet', photo, 'image/jpeg');
       await secondDone;
       expect([first.status, ...answers.map(Number)]).toEqual([200, 200]);
-      expect(model.session.runs).toEqual({ eventLoop: before.eventLoop + 1, inferenceThreads: before.inferenceThreads + 1 });
+      expect(model.session.runs).toEqual({ eventLoop: before.eventLoop + 1, inferenceThreads: before.inferenceThreads + 1, allCores: before.allCores + 1 });
     } finally {
       model.session.run = realRun;
       await second.terminate();
