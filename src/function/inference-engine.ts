@@ -473,7 +473,8 @@ async function laneSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
       return lane.run(new Float32Array(elementCount(dims)), dims);
     },
     async release() {
-      await Promise.all([solo?.release(), lane !== solo ? lane?.release() : undefined]);
+      // Before warmUp() placed it, the all-cores session is still `first`.
+      await Promise.all([solo ? solo.release() : first.release(), lane !== solo ? lane?.release() : undefined]);
     },
   };
 }

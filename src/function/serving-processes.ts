@@ -78,10 +78,10 @@ export function superviseServingProcesses(opts: ParentOptions): Promise<number> 
       failed = true;
       for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL');
     };
-    const stop = (signal: string) => {
+    const stop = (why: string) => {
       if (stopping || failed) return;
       stopping = true;
-      opts.log(`${signal}: refusing new requests, finishing the requests in flight (${workers.length} serving processes)`);
+      opts.log(`${why}: refusing new requests, finishing the requests in flight (${workers.length} serving processes)`);
       for (const w of workers) if (!w.isDead()) w.process.kill('SIGTERM');
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
@@ -107,6 +107,8 @@ export function superviseServingProcesses(opts: ParentOptions): Promise<number> 
         }
       });
       w.on('exit', (code, signal) => {
+        // Exit code 0: it drained on a signal of its own (Ctrl-C reaches every process of a terminal).
+        if (code === 0 && !failed) stop('a serving process stopped');
         if (!stopping && !failed) fail(`pifaas function: serving process ${slot} stopped (${signal ?? `exit code ${code}`}); stopping the function so that it is restarted whole`);
         if (workers.every((x) => x.isDead())) {
           rmSync(opts.boardDir, { recursive: true, force: true });

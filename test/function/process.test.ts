@@ -358,6 +358,17 @@ describe('serving processes (PIFAAS_PROCESSES=2)', () => {
     expect(child.stderr().trim()).toBe('pifaas function: serving process 1 stopped (SIGKILL); stopping the function so that it is restarted whole');
   });
 
+  it('a serving process stopped by a signal of its own (Ctrl-C reaches every process of a terminal) stops the function cleanly', async () => {
+    const { child, base } = await start();
+    const [a] = (await onePerProcess(base)) as [Client, Client];
+    const { pid } = (await a.health()).servingProcess;
+    a.close();
+    process.kill(pid, 'SIGINT');
+    expect(await child.exited).toBe(0);
+    expect(child.stdout()).toMatch(/a serving process stopped: refusing new requests, finishing the requests in flight \(2 serving processes\)/);
+    expect(child.stderr()).toBe('');
+  });
+
   it('a temporary folder that cannot be written: says so in one line, then serves from one process', async () => {
     // A temporary "folder" that is a file (tsx, which runs main.ts here, would keep its cache there).
     const notAFolder = path.join(cacheDir, 'not-a-folder');
