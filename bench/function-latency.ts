@@ -18,7 +18,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { startClassifier, type Classifier } from '../src/function/classifier.js';
 import { usableCores } from '../src/function/cpu-quota.js';
+import { processTreeUsage } from './process-usage.js';
 import { invokeFunction } from '../src/function/function-server.js';
 import { imageToTensor, readImageInfo } from '../src/function/image-tensor.js';
 import { nodeSessionOptions } from '../src/function/inference-engine.js';
@@ -55,24 +56,6 @@ const SECONDS = Number(arg('seconds', '8'));
 const SPINNING = process.argv.includes('--spinning');
 const PROCESSES = arg('processes', '');
 const CACHE = path.resolve(arg('cache', process.env.PIFAAS_BENCH_CACHE ?? '/tmp/pifaas-bench'));
-
-/**
- * CPU time (user + system, ms) a process and its child processes (the function's serving processes)
- * have used so far, from /proc (Linux).
- */
-async function processCpuMs(pid: number): Promise<number> {
-  try {
-    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /, '').split(' ');
-    let ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
-    for (const task of await readdir(`/proc/${pid}/task`)) {
-      const children = (await readFile(`/proc/${pid}/task/${task}/children`, 'utf8')).trim();
-      for (const child of children ? children.split(/\s+/) : []) ms += await processCpuMs(Number(child));
-    }
-    return ms;
-  } catch {
-    return NaN;
-  }
-}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -367,10 +350,10 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
     for (const connections of [1, 2, 4, 8]) {
       // Long enough for every connection to complete several requests through the inference queue.
       const duration = Math.max(slice, Math.ceil((4 * connections * bare.p50) / 1000));
-      const before = await processCpuMs(fp.proc.pid ?? 0);
+      const before = (await processTreeUsage(fp.proc.pid ?? 0)).cpuMs;
       const res = await autocannon({ url: `http://127.0.0.1:${fp.port}/function/faas-resnet`, method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo, connections, duration, timeout: 60 });
       if (connections === 4) {
-        c4Cpu += (await processCpuMs(fp.proc.pid ?? 0)) - before;
+        c4Cpu += (await processTreeUsage(fp.proc.pid ?? 0)).cpuMs - before;
         c4Requests += res.requests.total;
       }
       if (res.non2xx || res.errors) process.stderr.write(`  warning: c=${connections}: ${res.non2xx} non-2xx, ${res.errors} errors\n`);

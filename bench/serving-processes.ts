@@ -9,10 +9,11 @@
 //        [--seconds 4] [--processes 2]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { processTreeUsage } from './process-usage.js';
 
 interface AutocannonResult {
   requests: { average: number };
@@ -34,29 +35,6 @@ const MODEL = arg('model', 'mobilenetv2-12-int8');
 const ROUNDS = Number(arg('rounds', '6'));
 const SECONDS = Number(arg('seconds', '4'));
 const PROCESSES = Number(arg('processes', '2'));
-
-/** The pids of a process and its descendants (the function's serving processes). */
-async function tree(pid: number): Promise<number[]> {
-  const out = [pid];
-  for (const task of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
-    const children = (await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')).trim();
-    for (const child of children ? children.split(/\s+/) : []) out.push(...(await tree(Number(child))));
-  }
-  return out;
-}
-
-/** CPU ms (user + system) and resident MB of a process tree, from /proc (Linux). */
-async function usage(pid: number): Promise<{ cpuMs: number; rssMb: number }> {
-  let cpuMs = 0;
-  let rssMb = 0;
-  for (const p of await tree(pid)) {
-    const fields = (await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '')).replace(/^.*\) /, '').split(' ');
-    if (fields.length < 22) continue;
-    cpuMs += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-    rssMb += (Number(fields[21]) * 4096) / 1e6;
-  }
-  return { cpuMs, rssMb };
-}
 
 interface Fn {
   label: string;
@@ -102,10 +80,10 @@ async function main(): Promise<void> {
         // Alternating which goes first, so that neither always follows the other.
         for (const i of round % 2 ? [1, 0] : [0, 1]) {
           const fn = fns[i] as Fn;
-          const before = await usage(fn.proc.pid ?? 0);
+          const before = await processTreeUsage(fn.proc.pid ?? 0);
           const r = await autocannon({ url: `http://127.0.0.1:${fn.port}/function/faas-resnet`, method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo, connections, duration: SECONDS });
           if (r.non2xx || r.errors) throw new Error(`${fn.label}: ${r.non2xx} answers not 2xx, ${r.errors} errors`);
-          cpu[i] = (cpu[i] as number) + (await usage(fn.proc.pid ?? 0)).cpuMs - before.cpuMs;
+          cpu[i] = (cpu[i] as number) + (await processTreeUsage(fn.proc.pid ?? 0)).cpuMs - before.cpuMs;
           requests[i] = (requests[i] as number) + r.requests.average * SECONDS;
           (rps[i] as number[]).push(r.requests.average);
         }
@@ -115,7 +93,7 @@ async function main(): Promise<void> {
       process.stderr.write(`${line}\n`);
       lines.push(line);
     }
-    const rss = await Promise.all(fns.map((fn) => usage(fn.proc.pid ?? 0)));
+    const rss = await Promise.all(fns.map((fn) => processTreeUsage(fn.proc.pid ?? 0)));
     lines.push(`resident memory after the rounds: ${rss.map((u, i) => `${(fns[i] as Fn).label} ${u.rssMb.toFixed(0)} MB`).join(', ')} (all processes of each)`);
   } finally {
     for (const fn of fns) fn.proc.kill('SIGTERM');

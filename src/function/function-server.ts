@@ -59,7 +59,7 @@ export class FunctionServer {
   private classifier: Classifier | undefined;
   private phase: Phase = 'loading';
   private failure: string | undefined;
-  private inflight = 0;
+  /** This process's requests in flight (board.own), and with several serving processes the others'. */
   private readonly board: InflightBoard;
   private initialized = false;
   private readonly idleWaiters = new Set<() => void>();
@@ -128,7 +128,7 @@ export class FunctionServer {
   }
 
   get inFlight(): number {
-    return this.inflight;
+    return this.board.own;
   }
 
   private sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -145,7 +145,7 @@ export class FunctionServer {
       function: this.opts.functionName,
       ...(this.failure ? { error: this.failure } : {}),
       ...(this.classifier ? this.classifier.info() : {}),
-      inflight: this.inflight,
+      inflight: this.board.own,
       maxInflight: this.opts.maxInflight,
       ...(this.board.slots > 1 ? { servingProcess: { index: this.board.slot, of: this.board.slots, pid: process.pid } } : {}),
     };
@@ -210,7 +210,6 @@ export class FunctionServer {
       return;
     }
 
-    this.inflight++;
     const exec = new AbortController();
     const timers: NodeJS.Timeout[] = [];
     let settled = false;
@@ -218,9 +217,8 @@ export class FunctionServer {
       if (settled) return;
       settled = true;
       for (const t of timers) clearTimeout(t);
-      this.inflight--;
       this.board.leave();
-      if (this.inflight === 0) for (const w of this.idleWaiters) w();
+      if (this.board.own === 0) for (const w of this.idleWaiters) w();
     };
     // write_timeout: the answer must be out within this time of the request's arrival.
     timers.push(
@@ -343,12 +341,12 @@ export class FunctionServer {
   drain(): Promise<void> {
     this.drainPromise ??= (async () => {
       if (this.phase === 'ready' || this.phase === 'loading' || this.phase === 'failed') this.phase = 'unhealthy';
-      this.log(`draining: ${this.inflight} request(s) in flight`);
+      this.log(`draining: ${this.board.own} request(s) in flight`);
       if (this.opts.healthcheckIntervalMs > 0) await sleep(this.opts.healthcheckIntervalMs);
       this.phase = 'closing';
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeIdleConnections();
-      if (this.inflight > 0) {
+      if (this.board.own > 0) {
         await Promise.race([new Promise<void>((resolve) => this.idleWaiters.add(resolve)), sleep(this.opts.writeTimeoutMs)]);
       }
       this.server.closeAllConnections();

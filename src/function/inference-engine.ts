@@ -136,6 +136,7 @@ async function eventLoopSession(ort: OrtModule, model: Uint8Array, sessionOption
   const outputName = outputs[0]?.name;
   if (!inputName || !outputName) throw new Error('the model has no input or no output');
   const runs: RunCounts = { eventLoop: 0, inferenceThreads: 0, allCores: 0 };
+  const allCores = threads >= usableCores();
   async function infer(input: Float32Array, dims: readonly number[]): Promise<Float32Array> {
     const out = await session.run({ [inputName as string]: new ort.Tensor('float32', input, dims) });
     const data = out[outputName as string]?.data;
@@ -146,7 +147,7 @@ async function eventLoopSession(ort: OrtModule, model: Uint8Array, sessionOption
   async function run(input: Float32Array, dims: readonly number[], opts: RunOptions = {}): Promise<Float32Array> {
     const out = await infer(input, dims);
     runs.eventLoop++;
-    if (threads >= usableCores()) runs.allCores++;
+    if (allCores) runs.allCores++;
     opts.pool?.give(input);
     return out;
   }
@@ -259,6 +260,30 @@ async function runOn(thread: InferenceThread, input: Float32Array, dims: readonl
   return reply.data;
 }
 
+/** The best of two more runs of a warmed-up session on the event loop: says whether its runs may hold it. */
+async function bestOfTwoMs(session: ModelSession, dims: readonly number[]): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < 2; i++) {
+    const t0 = performance.now();
+    await session.warmUp(dims);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+/** An inference thread with a session of the model, loaded and warmed with one run (terminated if that fails). */
+async function startWarmThread(ortPath: string, model: Uint8Array, options: Record<string, unknown>, dims: readonly number[]): Promise<InferenceThread> {
+  const thread = new InferenceThread(ortPath, model, options);
+  try {
+    await thread.request(undefined);
+    await runOn(thread, new Float32Array(elementCount(dims)), dims);
+  } catch (e) {
+    await thread.terminate();
+    throw e;
+  }
+  return thread;
+}
+
 /**
  * An onnxruntime-node session spread over threads. onnxruntime-node's session.run() computes
  * synchronously on the calling JavaScript thread (its promise only defers the call): run on the main
@@ -356,17 +381,9 @@ async function poolSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
       const [first] = await Promise.all([...(inline ? [inline.warmUp(dims)] : []), ...threads().map((t) => runOn(t, zeros(), dims))]);
       if (inline) {
         // The best of two more runs says whether a run alone may hold the event loop.
-        let best = Infinity;
-        for (let i = 0; i < 2; i++) {
-          const t0 = performance.now();
-          await inline.warmUp(dims);
-          best = Math.min(best, performance.now() - t0);
-        }
-        if (best > inlineRunMaxMs && soloModel) {
-          solo = new InferenceThread(ortPath, soloModel, options);
+        if ((await bestOfTwoMs(inline, dims)) > inlineRunMaxMs && soloModel) {
           try {
-            await solo.request(undefined);
-            await runOn(solo, zeros(), dims);
+            solo = await startWarmThread(ortPath, soloModel, options, dims);
           } catch (e) {
             await releaseAll();
             throw e;
@@ -398,23 +415,11 @@ async function placeSession(ort: OrtModule, ortPath: string, model: Uint8Array, 
   if (inlineRunMaxMs <= 0) await made?.release();
   else {
     const inline = made ?? (await eventLoopSession(ort, model, opts, threads));
-    let best = Infinity;
-    for (let i = 0; i < 3; i++) {
-      const t0 = performance.now();
-      await inline.warmUp(dims);
-      if (i > 0) best = Math.min(best, performance.now() - t0);
-    }
-    if (best <= inlineRunMaxMs) return { where: 'event loop', run: (input, d, pool) => inline.run(input, d, pool ? { pool } : {}), release: () => inline.release() };
+    await inline.warmUp(dims);
+    if ((await bestOfTwoMs(inline, dims)) <= inlineRunMaxMs) return { where: 'event loop', run: (input, d, pool) => inline.run(input, d, pool ? { pool } : {}), release: () => inline.release() };
     await inline.release();
   }
-  const thread = new InferenceThread(ortPath, model, opts);
-  try {
-    await thread.request(undefined);
-    await runOn(thread, new Float32Array(elementCount(dims)), dims);
-  } catch (e) {
-    await thread.terminate();
-    throw e;
-  }
+  const thread = await startWarmThread(ortPath, model, opts, dims);
   return { where: 'inference thread', run: (input, d, pool) => runOn(thread, input, d, pool), release: () => thread.terminate() };
 }
 
@@ -436,7 +441,6 @@ async function laneSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
   let solo: PlacedSession | undefined;
   let lane: PlacedSession | undefined;
   const runs: RunCounts = { eventLoop: 0, inferenceThreads: 0, allCores: 0 };
-  let queue: Promise<unknown> = Promise.resolve();
   return {
     inputs,
     outputs,
@@ -447,17 +451,14 @@ async function laneSession(ort: OrtModule, ortPath: string, model: Uint8Array, o
     runs,
     async run(input, dims, opts = {}) {
       if (!solo || !lane) throw new Error('warmUp() must come before run()');
+      // One run at a time (parallelism 1): the caller queues the others.
       const session = opts.alone === true ? solo : lane;
-      const mine = queue.then(async () => {
-        if (session.where === 'event loop') runs.eventLoop++;
-        else runs.inferenceThreads++;
-        if (session === solo) runs.allCores++;
-        const out = await session.run(input, dims, opts.pool);
-        if (session === solo && session.where === 'event loop') opts.ranOnEventLoop?.();
-        return out;
-      });
-      queue = mine.catch(() => {});
-      return mine;
+      if (session.where === 'event loop') runs.eventLoop++;
+      else runs.inferenceThreads++;
+      if (session === solo) runs.allCores++;
+      const out = await session.run(input, dims, opts.pool);
+      if (session === solo && session.where === 'event loop') opts.ranOnEventLoop?.();
+      return out;
     },
     async warmUp(dims) {
       if (!bytes) throw new Error('warmUp() runs once');
