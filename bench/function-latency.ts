@@ -22,6 +22,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { startClassifier, type Classifier } from '../src/function/classifier.js';
@@ -77,6 +78,49 @@ async function timeLoop(ms: number, min: number, fn: () => Promise<unknown>): Pr
     out.push(performance.now() - t);
   }
   return out;
+}
+
+/**
+ * The bare engine on every core: one one-thread session per core, each on a worker thread of its own,
+ * running the prepared tensor back to back. This is what the engine itself makes of the cores when it
+ * always has a run waiting per core (no decoding, no HTTP), to set the function's requests/s at c=4
+ * beside it as well as beside 1000 / bare p50 (the issue's reference: one run at a time).
+ */
+async function startSideBySideEngine(modelPath: string, data: Float32Array, dims: readonly number[]): Promise<{ runsPerSecond(ms: number): Promise<number>; close(): Promise<void> }> {
+  const source = `const { parentPort, workerData: w } = require('node:worker_threads');
+const ort = require(w.ortPath);
+ort.InferenceSession.create(w.modelPath, w.options).then(async (s) => {
+  const feeds = { [s.inputNames[0]]: new ort.Tensor('float32', w.data, w.dims) };
+  for (let i = 0; i < 3; i++) await s.run(feeds);
+  parentPort.on('message', async (ms) => {
+    let runs = 0;
+    const end = performance.now() + ms;
+    while (performance.now() < end) { await s.run(feeds); runs++; }
+    parentPort.postMessage(runs);
+  });
+  parentPort.postMessage('ready');
+});`;
+  const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+  const workers = await Promise.all(
+    Array.from({ length: usableCores() }, async () => {
+      const w = new Worker(source, { eval: true, workerData: { ortPath, modelPath, options: nodeSessionOptions(SPINNING, 1), data: data.slice(), dims } });
+      await new Promise((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      return w;
+    }),
+  );
+  return {
+    async runsPerSecond(ms: number): Promise<number> {
+      const t = performance.now();
+      const runs = await Promise.all(workers.map((w) => new Promise<number>((resolve) => { w.once('message', resolve); w.postMessage(ms); })));
+      return (1000 * runs.reduce((a, b) => a + b, 0)) / (performance.now() - t);
+    },
+    async close(): Promise<void> {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
 }
 
 function f(n: number, digits = 2): string {
@@ -227,6 +271,9 @@ interface ModelReport {
   /** CPU ms per bare run (this process, interleaved rounds) and per request of the function process at c=4. */
   bareCpuMs: number;
   c4CpuMs: number;
+  /** Runs/s of one one-thread session per core side by side (startSideBySideEngine), interleaved rounds. */
+  sideBySideRps: number;
+  cores: number;
 }
 
 /**
@@ -341,12 +388,15 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   let bareCpu = 0;
   let c4Cpu = 0;
   let c4Requests = 0;
+  const sideBySide = await startSideBySideEngine(loaded.path, prepared.data, prepared.dims);
+  const sideBySideRounds: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const cpu0 = process.cpuUsage();
     const bareLoop = await timeLoop(slice * 1000, 5, bareOnce);
     const cpu = process.cpuUsage(cpu0);
     bareCpu += (cpu.user + cpu.system) / 1000;
     bareRounds.push(...bareLoop);
+    sideBySideRounds.push(await sideBySide.runsPerSecond(slice * 1000));
     for (const connections of [1, 2, 4, 8]) {
       // Long enough for every connection to complete several requests through the inference queue.
       const duration = Math.max(slice, Math.ceil((4 * connections * bare.p50) / 1000));
@@ -365,13 +415,16 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const bareThroughput = stats(bareRounds);
   const bareCpuMs = bareCpu / bareRounds.length;
   const c4CpuMs = c4Cpu / c4Requests;
+  await sideBySide.close();
+  const sideBySideRps = sideBySideRounds.reduce((a, b) => a + b, 0) / rounds;
   process.stderr.write(`throughput (${rounds} interleaved rounds): bare p50 ${f(bareThroughput.p50)} ms; ${[1, 2, 4, 8].map((c) => `c=${c} ${f(rps[c] ?? NaN, 1)} req/s`).join(', ')}\n`);
   process.stderr.write(`CPU per request: bare run ${f(bareCpuMs)} ms; function at c=4 ${f(c4CpuMs)} ms\n`);
+  process.stderr.write(`bare engine, ${usableCores()} one-thread sessions side by side: ${sideBySideRounds.map((x) => f(x, 1)).join(', ')} runs/s\n`);
   await stopFunction(fp);
   await session.release();
   await classifier.close();
 
-  return { model: modelId, bare, bareThroughput, bareDefaults, bareThreads, handler, decodePlusPre: dp, inference: inf, http: httpLat, floor, rps, bareCpuMs, c4CpuMs };
+  return { model: modelId, bare, bareThroughput, bareDefaults, bareThreads, handler, decodePlusPre: dp, inference: inf, http: httpLat, floor, rps, bareCpuMs, c4CpuMs, sideBySideRps, cores: usableCores() };
 }
 
 interface StartFigures {
@@ -460,6 +513,7 @@ async function main(): Promise<void> {
     lines.push(`  ${label}: bare ${f(bareRps, 1)} req/s; ${[1, 2, 4, 8].map((c) => `c=${c} ${f((r.rps[c] ?? NaN) / bareRps)}x`).join(', ')}`);
     lines.push(`  ${label}: bare session on ${r.bareThreads} intra-op thread(s) (the faster for one run); with onnxruntime's default options (its thread count, spinning): p50 ${f(r.bareDefaults.p50)} ms`);
     lines.push(`  ${label}: HTTP floor (a Node server that only reads the body and answers, same photo, same rounds) p50 ${f(r.floor.p50)} ms; (HTTP p50 - floor p50) / bare p50 = ${f((r.http.p50 - r.floor.p50) / r.bare.p50)}x`);
+    lines.push(`  ${label}: bare engine with a run always waiting on each of the ${r.cores} cores (one one-thread session per core, no decoding, no HTTP): ${f(r.sideBySideRps, 1)} runs/s = ${f(r.sideBySideRps / bareRps)}x 1000 / bare p50; the function at c=4 = ${f((r.rps[4] ?? NaN) / r.sideBySideRps)}x of it`);
     lines.push(`  ${label}: CPU time per bare run ${f(r.bareCpuMs)} ms (${f(r.bareCpuMs / r.bareThroughput.p50)} cores busy); per function request at c=4 ${f(r.c4CpuMs)} ms (decode, preprocessing, HTTP and inference)`);
   }
   lines.push('process start -> /_/health 200 (dist/function/main.js, 3 starts each):');

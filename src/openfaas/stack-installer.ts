@@ -5,6 +5,7 @@
 // before the swarm secret is created (so it can never be lost), and is never logged.
 import { randomBytes } from 'node:crypto';
 import type Dockerode from 'dockerode';
+import { updateOptimistically } from '../swarm/swarm-update.js';
 import { UserError } from '../user-error.js';
 import type { GatewayCredentials } from './gateway-client.js';
 import { OPENFAAS_SWARM_RELEASE as R } from './release.js';
@@ -149,11 +150,9 @@ export async function installOpenFaaS(docker: Dockerode, opts: InstallOptions): 
       if (!current) {
         await docker.createService(spec);
         changes.push({ kind: 'service', name: svc.name, action: 'created' });
-      } else if (current.Spec?.Labels?.[SPEC_HASH_LABEL] === svc.specHash) {
-        changes.push({ kind: 'service', name: svc.name, action: 'unchanged' });
       } else {
-        await docker.getService(current.ID).update({ _query: { version: current.Version?.Index }, _body: spec } as unknown as Dockerode.ServiceSpec);
-        changes.push({ kind: 'service', name: svc.name, action: 'updated' });
+        const updated = await convergeService(docker, current, spec, svc.specHash);
+        changes.push({ kind: 'service', name: svc.name, action: updated ? 'updated' : 'unchanged' });
       }
     } catch (e) {
       throw new UserError(`Docker refused the service ${svc.name}: ${dockerMessage(e)}`, 'run the install again; if it repeats, `docker service inspect ' + svc.name + '` on the manager shows its current state', 1, { cause: e });
@@ -266,6 +265,23 @@ async function ensureSecrets(docker: Dockerode, desired: DesiredStack, opts: Ins
   const user = await ensure(desired.secrets.user, creds.username);
   const password = await ensure(desired.secrets.password, creds.password);
   return { user, password, passwordGenerated };
+}
+
+/**
+ * Gives an existing service `spec` unless its spec hash label says it has it already. `current` is
+ * the service as listed; if another update of it came in between, swarm refuses ours ("update out
+ * of sequence") and it is made again on the service as it now is (swarm-update.ts). True when sent.
+ */
+export async function convergeService(docker: Dockerode, current: Dockerode.Service, spec: Dockerode.ServiceSpec, specHash: string): Promise<boolean> {
+  const { sent } = await updateOptimistically({
+    current,
+    edit: (service) => (service.Spec?.Labels?.[SPEC_HASH_LABEL] === specHash ? undefined : spec),
+    write: async (body, version) => {
+      await docker.getService(current.ID).update({ _query: { version }, _body: body } as unknown as Dockerode.ServiceSpec);
+    },
+    reread: async () => (await docker.getService(current.ID).inspect()) as Dockerode.Service,
+  });
+  return sent !== undefined;
 }
 
 /** Removing a service lets go of its secrets only once its tasks are gone: retry for a while. */

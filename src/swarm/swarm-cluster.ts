@@ -9,6 +9,7 @@ import type { Operator } from '../operator/operator.js';
 import { UserError } from '../user-error.js';
 import type { NodeFacts } from './node-facts.js';
 import { joinSwarm, leaveSwarm, swarmInfo, type SwarmInfo } from './swarm-membership.js';
+import { updateOptimistically } from './swarm-update.js';
 
 export const SWARM_PORT = 2377;
 export const LABEL_PREFIX = 'pifaas.';
@@ -80,29 +81,23 @@ export interface NodeSpecChange {
 /** The change wanted of a node as it is, or undefined when it is as wanted. */
 export type NodeSpecEdit = (node: NodeSpecDoc) => Promise<NodeSpecChange | undefined> | NodeSpecChange | undefined;
 
-/** swarmkit's answer to an update that names a version of the object that is no longer current. */
-const OUT_OF_SEQUENCE = /update out of sequence/i;
-
 /**
- * Changes a swarm node's spec, starting from `node` as last read. Swarm updates are optimistic: each
- * names the version of the node it was made from, and one that lost a race with another update of the
- * node answers "update out of sequence" (a worker that has just joined makes such a race: the manager
- * is still recording it). The node is then read again and the edit made again on what it is now, up
- * to `attempts` times. Returns the node the edit was last made on, and what changed.
+ * Changes a swarm node's spec, starting from `node` as last read; a lost race with another update of
+ * the node (a worker that has just joined: the manager is still recording it) is made again on the
+ * node as it now is (swarm-update.ts), up to `attempts` times. Returns the node the edit was last made
+ * on, and what changed.
  */
 export async function editNodeSpec(docker: Docker, node: NodeSpecDoc, edit: NodeSpecEdit, attempts = 5): Promise<{ node: NodeSpecDoc; changes: string[] }> {
-  for (let attempt = 1; ; attempt++) {
-    const wanted = await edit(node);
-    if (!wanted) return { node, changes: [] };
-    try {
-      await docker.getNode(node.ID).update({ _query: { version: node.Version.Index }, _body: wanted.spec } as never);
-      return { node, changes: wanted.changes };
-    } catch (e) {
-      if (attempt >= attempts || !OUT_OF_SEQUENCE.test((e as Error).message)) throw e;
-      await new Promise((r) => setTimeout(r, 100 * attempt));
-      node = (await docker.getNode(node.ID).inspect()) as NodeSpecDoc;
-    }
-  }
+  const { object, sent } = await updateOptimistically({
+    current: node,
+    edit,
+    write: async (wanted, version) => {
+      await docker.getNode(node.ID).update({ _query: { version }, _body: wanted.spec } as never);
+    },
+    reread: async () => (await docker.getNode(node.ID).inspect()) as NodeSpecDoc,
+    attempts,
+  });
+  return { node: object, changes: sent?.changes ?? [] };
 }
 
 /** Removes a swarm node entry (a manager is demoted first, as swarm requires). */

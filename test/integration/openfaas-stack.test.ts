@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { saveCredentials } from '../../src/openfaas/credentials.js';
 import { alertmanagerConfig, prometheusConfig } from '../../src/openfaas/monitoring-config.js';
+import { convergeService } from '../../src/openfaas/stack-installer.js';
+import { SPEC_HASH_LABEL } from '../../src/openfaas/swarm-stack.js';
 import { dockerFunctionTasks } from '../../src/openfaas/swarm-tasks.js';
 import { runCli } from '../openfaas/cli-run.js';
 import { FakeGateway } from '../openfaas/fake-gateway.js';
@@ -159,6 +161,27 @@ describe('pifaas openfaas install on a real swarm', () => {
     expect(now).toMatch(/^admin:[A-Za-z0-9_-]{43}$/);
     expect(now).not.toBe(pw);
     expect((await stackServices(d.docker)).length).toBe(7);
+  });
+
+  it('a service update that loses a race with another update of that service is made again on the service as it now is', async () => {
+    // Swarm refuses an update made from an older version of the service ("update out of sequence").
+    // Here another update (a label, as `docker service update --label-add` makes) lands between the
+    // listing of the services and the update of one of them.
+    const listed = (await stackServices(d.docker)).find((s) => s.Spec!.Name === 'func_nats')!;
+    const other = await d.docker.getService(listed.ID).inspect();
+    await d.docker.getService(listed.ID).update({ _query: { version: other.Version.Index }, _body: { ...other.Spec, Labels: { ...other.Spec.Labels, 'race.other': '1' } } } as never);
+    const wanted = structuredClone(listed.Spec!) as Dockerode.ServiceSpec;
+    wanted.Labels = { ...wanted.Labels, [SPEC_HASH_LABEL]: 'race-test' };
+    expect(await convergeService(d.docker, listed, wanted, 'race-test')).toBe(true);
+    const now = await d.docker.getService(listed.ID).inspect();
+    expect(now.Spec.Labels[SPEC_HASH_LABEL]).toBe('race-test');
+    expect(now.Spec.Labels['race.other']).toBeUndefined();
+    // Made again on the service as it now is, it is as wanted: nothing to send.
+    expect(await convergeService(d.docker, now, wanted, 'race-test')).toBe(false);
+    // The next install puts the release's spec back on it, and on nothing else.
+    const r = await install('--publish', 'host', '--port', String(PORT + 1), '--no-wait', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).changes.filter((c: { action: string }) => c.action !== 'unchanged')).toEqual([{ kind: 'service', name: 'func_nats', action: 'updated' }]);
   });
 });
 
