@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Classification, Classifier } from './classifier.js';
 import { errorBody, FunctionError } from './function-error.js';
+import { heapHeadroomBytes } from './heap-headroom.js';
 import type { FunctionName } from './model-catalog.js';
 import { imageFromJson, mediaType, readImageRequest, type UrlFetchLimits } from './request-input.js';
 import { InflightBoard } from './inflight-board.js';
@@ -147,6 +148,7 @@ export class FunctionServer {
       ...(this.classifier ? this.classifier.info() : {}),
       inflight: this.board.own,
       maxInflight: this.opts.maxInflight,
+      heapHeadroomBytes: heapHeadroomBytes(),
       ...(this.board.slots > 1 ? { servingProcess: { index: this.board.slot, of: this.board.slots, pid: process.pid } } : {}),
     };
   }

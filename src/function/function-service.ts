@@ -3,6 +3,7 @@
 // then turn healthy. One place for it keeps the two identical. (A serving process that joins a
 // function already serving loads first and listens then: serving-processes.ts.)
 import { startClassifier, type Classifier } from './classifier.js';
+import { reserveHeapHeadroom } from './heap-headroom.js';
 import type { FunctionConfig } from './function-config.js';
 import { FunctionServer } from './function-server.js';
 import type { InflightBoard } from './inflight-board.js';
@@ -63,6 +64,7 @@ export async function startFunctionService(config: FunctionConfig, opts: StartSe
   const ready = loaded.then(
     (classifier) => {
       server.ready(classifier);
+      void reserveHeapHeadroom();
       return classifier;
     },
     (err: unknown) => {
