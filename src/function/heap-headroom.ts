@@ -11,11 +11,13 @@
 // Holding 16 MB of numbers for the life of the process raises the old generation's size, and with it
 // the room V8 leaves before the limit. An array of numbers has no pointers, so marking it costs nothing.
 // Held from the process's start, it left one major collection (at start) in 10 s and 0.13-0.28 ms of
-// helper CPU per request, in 5 of 5 runs. It is made right after the function turns ready, in slices between requests: made while the models
-// loaded, it delayed start-up by about 120 ms on the development VM (fresh memory is slow there); made a
-// second after ready, it came after the cycle had begun under load and did not end it (26 major
-// collections in 1600 requests). Made right after ready: 0-2 in 1600 requests sent from the moment it
-// was ready, in 3 of 3 runs. Figures for requests/s and latency: README, Performance.
+// helper CPU per request, in 5 of 5 runs.
+//
+// It is made right after the function turns ready, in slices between requests: 0-2 major collections
+// in 1600 requests sent from that moment on, in 3 of 3 runs. Made while the models loaded, it delayed
+// start-up by about 120 ms on the development VM (fresh memory is slow there). Made a second after
+// ready, it came after the cycle had begun under load and did not end it (26 major collections in 1600
+// requests). Figures for requests/s and latency: README, Performance.
 //
 // Node's --max-semi-space-size (a smaller young generation) is not a substitute: it would have to be
 // on every node command line, including `pifaas serve`, and with 4 MB the cycle came back in 3 of 6
