@@ -7,19 +7,21 @@ import { HEAP_HEADROOM_BYTES, heapHeadroomBytes, reserveHeapHeadroom } from '../
 
 describe('heap headroom', () => {
   it('holds 16 MB in the old generation, made once whoever asks', { timeout: 20_000 }, async () => {
-    const oldSpace = () =>
+    // Every slice is a large object: the large-object spaces hold the headroom, whatever else V8 frees
+    // meanwhile elsewhere in the heap.
+    const largeObjects = () =>
       v8
         .getHeapSpaceStatistics()
-        .filter((s) => s.space_name === 'old_space' || s.space_name === 'large_object_space' || s.space_name === 'new_large_object_space')
+        .filter((s) => s.space_name === 'large_object_space' || s.space_name === 'new_large_object_space')
         .reduce((sum, s) => sum + s.space_used_size, 0);
-    const before = oldSpace();
     expect(heapHeadroomBytes()).toBe(0);
+    expect(largeObjects()).toBeLessThan(HEAP_HEADROOM_BYTES);
     const first = reserveHeapHeadroom();
     expect(reserveHeapHeadroom()).toBe(first);
     await first;
     expect(heapHeadroomBytes()).toBe(HEAP_HEADROOM_BYTES);
     expect(HEAP_HEADROOM_BYTES).toBe(16 * 1024 * 1024);
-    expect(oldSpace() - before).toBeGreaterThanOrEqual(0.95 * HEAP_HEADROOM_BYTES); // less what V8 freed meanwhile
+    expect(largeObjects()).toBeGreaterThanOrEqual(HEAP_HEADROOM_BYTES);
     await reserveHeapHeadroom();
     expect(heapHeadroomBytes()).toBe(HEAP_HEADROOM_BYTES);
   });
