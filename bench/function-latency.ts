@@ -86,7 +86,7 @@ async function timeLoop(ms: number, min: number, fn: () => Promise<unknown>): Pr
  * always has a run waiting per core (no decoding, no HTTP), to set the function's requests/s at c=4
  * beside it as well as beside 1000 / bare p50 (the issue's reference: one run at a time).
  */
-async function startSideBySideEngine(modelPath: string, data: Float32Array, dims: readonly number[]): Promise<{ runsPerSecond(ms: number): Promise<number>; close(): Promise<void> }> {
+async function startSideBySideEngine(modelPath: string, data: Float32Array, dims: readonly number[]): Promise<{ cores: number; runsPerSecond(ms: number): Promise<number>; close(): Promise<void> }> {
   const source = `const { parentPort, workerData: w } = require('node:worker_threads');
 const ort = require(w.ortPath);
 ort.InferenceSession.create(w.modelPath, w.options).then(async (s) => {
@@ -112,6 +112,7 @@ ort.InferenceSession.create(w.modelPath, w.options).then(async (s) => {
     }),
   );
   return {
+    cores: workers.length,
     async runsPerSecond(ms: number): Promise<number> {
       const t = performance.now();
       const runs = await Promise.all(workers.map((w) => new Promise<number>((resolve) => { w.once('message', resolve); w.postMessage(ms); })));
@@ -419,12 +420,12 @@ async function benchModel(label: string, modelId: string, modelsDir: string, pho
   const sideBySideRps = sideBySideRounds.reduce((a, b) => a + b, 0) / rounds;
   process.stderr.write(`throughput (${rounds} interleaved rounds): bare p50 ${f(bareThroughput.p50)} ms; ${[1, 2, 4, 8].map((c) => `c=${c} ${f(rps[c] ?? NaN, 1)} req/s`).join(', ')}\n`);
   process.stderr.write(`CPU per request: bare run ${f(bareCpuMs)} ms; function at c=4 ${f(c4CpuMs)} ms\n`);
-  process.stderr.write(`bare engine, ${usableCores()} one-thread sessions side by side: ${sideBySideRounds.map((x) => f(x, 1)).join(', ')} runs/s\n`);
+  process.stderr.write(`bare engine, ${sideBySide.cores} one-thread sessions side by side: ${sideBySideRounds.map((x) => f(x, 1)).join(', ')} runs/s\n`);
   await stopFunction(fp);
   await session.release();
   await classifier.close();
 
-  return { model: modelId, bare, bareThroughput, bareDefaults, bareThreads, handler, decodePlusPre: dp, inference: inf, http: httpLat, floor, rps, bareCpuMs, c4CpuMs, sideBySideRps, cores: usableCores() };
+  return { model: modelId, bare, bareThroughput, bareDefaults, bareThreads, handler, decodePlusPre: dp, inference: inf, http: httpLat, floor, rps, bareCpuMs, c4CpuMs, sideBySideRps, cores: sideBySide.cores };
 }
 
 interface StartFigures {

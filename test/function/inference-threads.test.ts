@@ -31,6 +31,15 @@ function top1(scores: Float32Array): number {
   return best;
 }
 
+/** `alone` says tiger (292), and every run in `others` gives the same scores (sampled), to 3 decimals. */
+function expectTigerLike(alone: Float32Array, others: Float32Array[]): void {
+  expect(top1(alone)).toBe(292);
+  for (const scores of others) {
+    expect(top1(scores)).toBe(292);
+    for (let i = 0; i < scores.length; i += 97) expect(scores[i]).toBeCloseTo(alone[i] as number, 3);
+  }
+}
+
 describe('onnxruntime-node sessions', () => {
   it('set the intra-op thread count to the cores there are, not to onnxruntime\'s count of physical cores', () => {
     expect(nodeSessionOptions()).toMatchObject({ intraOpNumThreads: CORES, extra: { session: { intra_op: { allow_spinning: '0' } } } });
@@ -58,11 +67,7 @@ describe('onnxruntime-node sessions', () => {
       // All cores: the run alone and the first of those sent together (it starts with nothing else
       // running); on one core every run, each on the solo session in turn.
       expect(session.runs.allCores).toBe(aloneOn === 'event loop' ? 2 : 2 + engine.parallelRuns * 2);
-      expect(top1(alone)).toBe(292);
-      for (const scores of [notAlone, ...together]) {
-        expect(top1(scores)).toBe(292);
-        for (let i = 0; i < scores.length; i += 97) expect(scores[i]).toBeCloseTo(alone[i] as number, 3);
-      }
+      expectTigerLike(alone, [notAlone, ...together]);
     } finally {
       await session.release();
     }
@@ -104,11 +109,7 @@ describe('onnxruntime-node sessions', () => {
       // Several at once (the classifier queues them; here the event loop runs them in turn).
       const together = await Promise.all(Array.from({ length: 3 }, () => session.run(data.slice(), dims, { alone: false })));
       expect(session.runs).toEqual({ eventLoop: 5, inferenceThreads: 0, allCores: 1 });
-      expect(top1(alone)).toBe(292);
-      for (const scores of [shared, ...together]) {
-        expect(top1(scores)).toBe(292);
-        for (let i = 0; i < scores.length; i += 97) expect(scores[i]).toBeCloseTo(alone[i] as number, 3);
-      }
+      expectTigerLike(alone, [shared, ...together]);
     } finally {
       await session.release();
     }

@@ -227,7 +227,7 @@ describe('garbage collection under load (heap-headroom.ts)', () => {
     const m = await c.waitFor(/listening on port (\d+)/);
     await c.waitFor(/ready in \d+ ms/);
     const base = `http://127.0.0.1:${m[1]}`;
-    // The headroom is made in slices while the model loads.
+    // The headroom is made in slices right after the function turns ready.
     await expect.poll(async () => (await getJson(`${base}/_/health`)).json.heapHeadroomBytes, { timeout: 30_000, interval: 200 }).toBe(16 * 1024 * 1024);
     const count = (re: RegExp) => (c.stdout().match(re) ?? []).length;
     const before = { major: count(/: Mark-Compact /g), minor: count(/: Scavenge /g) };
