@@ -3,7 +3,8 @@
 // ArrayBuffer has been transferred (the inference worker threads do that on every request), which
 // made it cost about as much as the JPEG decode. The same integer arithmetic in WebAssembly has no
 // such checks. The module is small enough to assemble here from named opcodes (no build step, no
-// binary blob): two functions, one per pass, driven from JavaScript row by row.
+// binary blob): one function per pass (the horizontal one for RGB and for RGBA rows), driven from
+// JavaScript row by row.
 import { wasm, type WasmMemory } from './wasm-api.js';
 
 /** WebAssembly opcodes used below (https://webassembly.github.io/spec/core/binary/instructions.html). */
@@ -68,18 +69,19 @@ const ONE = 1 << WEIGHT_BITS;
 
 /**
  * hrow(src, xt, n, dst): one source row interpolated horizontally. src: byte address of the row's
- * first RGB pixel; xt: n int32 entries (byte offset of the left pixel << 12 | weight of the right one);
- * dst: three int32 planes of n values (R, G, B) = left * (ONE - f) + right * f.
+ * first pixel (R, G, B in its first three bytes, pixels `pixelBytes` apart: 3 for RGB, 4 for RGBA);
+ * xt: n int32 entries (byte offset of the left pixel << 12 | weight of the right one); dst: three
+ * int32 planes of n values (R, G, B) = left * (ONE - f) + right * f.
  */
 const HROW_PARAMS = 4;
-function hrowBody(): number[] {
+function hrowBody(pixelBytes: number): number[] {
   const [src, xt, n, dst] = [0, 1, 2, 3];
   const [end, p, a, f, g, plane] = [4, 5, 6, 7, 8, 9];
-  /** dst[plane * k] = px[a + c] * g + px[a + c + 3] * f */
+  /** dst[plane * k] = px[a + c] * g + px[a + c + pixelBytes] * f */
   const channel = (c: number, k: number) => [
     ...get(dst), ...(k ? [...get(plane), ...(k === 2 ? [...i32(1), OP.i32Shl] : []), OP.i32Add] : []),
     ...get(a), ...load8(c), ...get(g), OP.i32Mul,
-    ...get(a), ...load8(c + 3), ...get(f), OP.i32Mul, OP.i32Add,
+    ...get(a), ...load8(c + pixelBytes), ...get(f), OP.i32Mul, OP.i32Add,
     ...store32(),
   ];
   return [
@@ -143,15 +145,17 @@ function assemble(): Uint8Array {
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
     ...section(1, vec([funcType(HROW_PARAMS), funcType(VROW_PARAMS)])), // types
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])), // import env.memory (min 1 page)
-    ...section(3, vec([[0], [1]])), // functions: hrow, vrow
-    ...section(7, vec([[...name('hrow'), 0x00, 0], [...name('vrow'), 0x00, 1]])), // exports
-    ...section(10, vec([code(hrowBody()), code(vrowBody())])), // code
+    ...section(3, vec([[0], [0], [1]])), // functions: hrow3, hrow4, vrow
+    ...section(7, vec([[...name('hrow3'), 0x00, 0], [...name('hrow4'), 0x00, 1], [...name('vrow'), 0x00, 2]])), // exports
+    ...section(10, vec([code(hrowBody(3)), code(hrowBody(4)), code(vrowBody())])), // code
   ]);
 }
 
+type Hrow = (src: number, xt: number, n: number, dst: number) => void;
 interface Kernel {
   memory: WasmMemory;
-  hrow: (src: number, xt: number, n: number, dst: number) => void;
+  hrow3: Hrow;
+  hrow4: Hrow;
   vrow: (out: number, hw: number, up: number, lo: number, lut: number, fy: number, n: number) => void;
 }
 
@@ -166,13 +170,15 @@ function getKernel(): Kernel {
 }
 
 /**
- * Bilinear enlargement of 8-bit RGB (interleaved, w x h) to outW x outH, each value mapped through
- * its channel's table, into `out` as three planes (NCHW). xt: per output column, the byte offset of
- * the left source pixel << 12 | its right neighbour's weight; ys: per output row, the byte offsets of
- * the upper and lower source rows and the lower row's weight.
+ * Bilinear enlargement of 8-bit pixels to outW x outH, each value mapped through its channel's table,
+ * into `out` as three planes (NCHW). px: from the first pixel to the end of the last row used, pixels
+ * `pixelBytes` apart (RGB: 3; RGBA: 4, the alpha byte unread); xt: per output column, the byte offset
+ * of the left source pixel << 12 | its right neighbour's weight; ys: per output row, the byte offsets
+ * of the upper and lower source rows and the lower row's weight.
  */
 export function enlargeRgbPlanes(
   px: Uint8Array,
+  pixelBytes: 3 | 4,
   xt: Int32Array,
   ys: { i0: Int32Array; i1: Int32Array; f: Int32Array },
   outW: number,
@@ -181,6 +187,7 @@ export function enlargeRgbPlanes(
   out: Float32Array,
 ): void {
   const k = getKernel();
+  const hrow = pixelBytes === 4 ? k.hrow4 : k.hrow3;
   const hw = outW * outH;
   const align = (n: number) => (n + 15) & ~15;
   // Memory layout: tables, source pixels, the two cached rows, then the output planes.
@@ -207,11 +214,11 @@ export function enlargeRgbPlanes(
       if (lowerRow === r0) {
         [upAt, loAt] = [loAt, upAt];
         lowerRow = -1;
-      } else k.hrow(pxAt + r0, xtAt, outW, upAt);
+      } else hrow(pxAt + r0, xtAt, outW, upAt);
       upperRow = r0;
     }
     if (lowerRow !== r1) {
-      k.hrow(pxAt + r1, xtAt, outW, loAt);
+      hrow(pxAt + r1, xtAt, outW, loAt);
       lowerRow = r1;
     }
     k.vrow(outAt + y * outW * 4, hw * 4, upAt, loAt, lutAt, ys.f[y] as number, outW);

@@ -9,7 +9,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { enlargeRgbPlanes, WEIGHT_BITS } from './enlarge-wasm.js';
 import { FunctionError } from './function-error.js';
 import { readHeaderInfo } from './image-header.js';
-import { decodeJpegRegion, type PixelRegion } from './jpeg-decoder.js';
+import { decodeJpegRegion, packedRgb, type PixelRegion, type PixelRows } from './jpeg-decoder.js';
 import { channelsOf, inputSizeOf, tensorDimsOf, type Preprocessing } from './model-catalog.js';
 import type { TensorPool } from './tensor-pool.js';
 
@@ -100,14 +100,19 @@ export async function imageToTensor(bytes: Buffer, info: ImageInfo, pre: Preproc
   // its decoder has a doubt; everything else, and every doubt, goes through libvips.
   const noLibvipsResize = rawW === region.width && rawH === region.height;
   const fast = info.decoderPixels && channels === 3 && noLibvipsResize ? decodeJpegRegion(bytes, info.width, info.height, region) : undefined;
-  const decoded = fast ?? (await libvipsPixels(bytes, info, pre, region, [rawW, rawH], limits));
+  const kernel = enlargeHere && usesEnlargeKernel(pre) && fitsEnlargeKernel(rawW, fast?.pixelBytes ?? 3);
+  // The kernel reads the decoder's RGBA where it lies; every other path takes packed pixels.
+  const decoded: PixelRows | Uint8Array = fast && kernel ? fast : fast ? packedRgb(fast) : await libvipsPixels(bytes, info, pre, region, [rawW, rawH], limits);
   const t1 = performance.now();
-  // A plain Uint8Array view, not the Buffer subclass: keeps the pixel loops monomorphic (faster).
-  const px = new Uint8Array(decoded.buffer, decoded.byteOffset, decoded.byteLength);
   const out = pool ? pool.take(outW * outH * channels) : new Float32Array(outW * outH * channels);
   let data: Float32Array;
-  if (enlargeHere && usesEnlargeKernel(pre) && rawW * 3 < 1 << 19) data = enlargeRgbToNchw(px, rawW, rawH, outW, outH, pre, out);
-  else data = pixelsToTensor(enlargeHere ? resizeBilinear(px, rawW, rawH, channels, outW, outH) : px, outW, outH, channels, pre, out);
+  if (!(decoded instanceof Uint8Array)) data = enlargeRgbToNchw(decoded, outW, outH, pre, out);
+  else {
+    // A plain Uint8Array view, not the Buffer subclass: keeps the pixel loops monomorphic (faster).
+    const px = new Uint8Array(decoded.buffer, decoded.byteOffset, decoded.byteLength);
+    if (kernel) data = enlargeRgbToNchw(rgbRows(px, rawW, rawH), outW, outH, pre, out);
+    else data = pixelsToTensor(enlargeHere ? resizeBilinear(px, rawW, rawH, channels, outW, outH) : px, outW, outH, channels, pre, out);
+  }
   return { data, dims: tensorDimsOf(pre), decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
 }
 
@@ -160,6 +165,16 @@ function usesEnlargeKernel(pre: Preprocessing): boolean {
   return pre.color === 'rgb' && pre.layout === 'NCHW';
 }
 
+/** The kernel's column table holds a pixel's byte offset in a row in 19 bits. */
+function fitsEnlargeKernel(width: number, pixelBytes: number): boolean {
+  return width * pixelBytes < 1 << 19;
+}
+
+/** Packed 8-bit RGB (w x h) as PixelRows. */
+export function rgbRows(px: Uint8Array, w: number, h: number): PixelRows {
+  return { data: px, width: w, height: h, pixelBytes: 3, rowBytes: w * 3 };
+}
+
 /**
  * Compiles the WebAssembly enlargement kernel and runs it once on a small blank image, for a
  * preprocessing that uses it: the first small photo then does not pay for that (about 6 ms on the
@@ -169,7 +184,7 @@ export function warmUpEnlargement(pre: Preprocessing): void {
   if (!usesEnlargeKernel(pre)) return;
   const [outW, outH] = inputSizeOf(pre);
   const [w, h] = [Math.ceil((outW * 3) / 4), Math.ceil((outH * 3) / 4)];
-  enlargeRgbToNchw(new Uint8Array(w * h * 3), w, h, outW, outH, pre);
+  enlargeRgbToNchw(rgbRows(new Uint8Array(w * h * 3), w, h), outW, outH, pre);
 }
 
 /**
@@ -255,19 +270,23 @@ function lerp2(px: Uint8Array, a0: number, b0: number, a1: number, b1: number, f
  * resizeBilinear then pixelsToTensor for the common case (RGB, NCHW), fused: the same values without
  * the intermediate image, computed by the WebAssembly kernel (enlarge-wasm.ts): each source row used is
  * interpolated horizontally once, then each output row mixes its two rows and writes the three planes.
+ * The source may be packed RGB or RGBA rows inside a larger image (the JPEG decoder's own output).
  */
-export function enlargeRgbToNchw(px: Uint8Array, w: number, h: number, outW: number, outH: number, pre: Preprocessing, out: Float32Array = new Float32Array(outW * outH * 3)): Float32Array {
+export function enlargeRgbToNchw(src: PixelRows, outW: number, outH: number, pre: Preprocessing, out: Float32Array = new Float32Array(outW * outH * 3)): Float32Array {
   if (out.length !== outW * outH * 3) throw new RangeError(`the output tensor holds ${out.length} values, not ${outW * outH * 3}`);
+  const { data, width: w, height: h, pixelBytes, rowBytes } = src;
+  if (!fitsEnlargeKernel(w, pixelBytes)) throw new RangeError(`a ${w}-pixel row is too wide for the enlargement kernel`);
   // Per output column: the left source pixel's byte offset << 12 | the right one's weight. The last
   // column's pixel is taken as the right one of its left neighbour (weight one): the same value, and
-  // the right pixel is then always 3 bytes after the left one (a 1-pixel-wide row gets weight 0).
-  const { i0, f } = bilinearAxis(w, outW, 3);
+  // the right pixel is then always one pixel after the left one (a 1-pixel-wide row gets weight 0).
+  const { i0, f } = bilinearAxis(w, outW, pixelBytes);
   const xt = new Int32Array(outW);
   for (let x = 0; x < outW; x++) {
-    const atEnd = w > 1 && i0[x] === (w - 1) * 3;
-    xt[x] = (atEnd ? (w - 2) * 3 : (i0[x] as number)) * 4096 + (atEnd ? WEIGHT_ONE : (f[x] as number));
+    const atEnd = w > 1 && i0[x] === (w - 1) * pixelBytes;
+    xt[x] = (atEnd ? (w - 2) * pixelBytes : (i0[x] as number)) * 4096 + (atEnd ? WEIGHT_ONE : (f[x] as number));
   }
-  enlargeRgbPlanes(px, xt, bilinearAxis(h, outH, w * 3), outW, outH, channelTables(pre, 3) as [Float32Array, Float32Array, Float32Array], out);
+  const used = data.subarray(0, (h - 1) * rowBytes + w * pixelBytes);
+  enlargeRgbPlanes(used, pixelBytes, xt, bilinearAxis(h, outH, rowBytes), outW, outH, channelTables(pre, 3) as [Float32Array, Float32Array, Float32Array], out);
   return out;
 }
 

@@ -26,6 +26,33 @@ export interface PixelRegion {
   height: number;
 }
 
+/**
+ * 8-bit pixels of an image region where they lie, without a copy: `data` starts at the region's first
+ * pixel, whose first three bytes are R, G, B; pixels are `pixelBytes` apart and rows `rowBytes` apart.
+ */
+export interface PixelRows {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  pixelBytes: 3 | 4;
+  rowBytes: number;
+}
+
+/** Tightly packed RGB (R, G, B, R, ...) of `rows`. */
+export function packedRgb(rows: PixelRows): Uint8Array {
+  const { data, width, height, pixelBytes, rowBytes } = rows;
+  const out = new Uint8Array(width * height * 3);
+  let o = 0;
+  for (let y = 0; y < height; y++) {
+    for (let i = y * rowBytes, end = i + width * pixelBytes; i < end; i += pixelBytes) {
+      out[o++] = data[i] as number;
+      out[o++] = data[i + 1] as number;
+      out[o++] = data[i + 2] as number;
+    }
+  }
+  return out;
+}
+
 let compiled: Promise<WasmModule> | undefined;
 let decoder: MozJPEGModule | undefined;
 let replacing: Promise<void> | undefined;
@@ -89,12 +116,12 @@ function replaceDecoder(): void {
 }
 
 /**
- * Decodes a JPEG and returns the RGB pixels of `region` (interleaved, 8 bits), or undefined when
- * libvips must decide: the decoder is not started (yet), the JPEG is larger than
+ * Decodes a JPEG and returns the pixels of `region` as the decoder left them (RGBA, not copied), or
+ * undefined when libvips must decide: the decoder is not started (yet), the JPEG is larger than
  * JPEG_DECODER_MAX_PIXELS or not `width` x `height`, `region` is not inside it, or the decoder warned
  * or failed. Everything that needs no decoding is checked first.
  */
-export function decodeJpegRegion(bytes: Uint8Array, width: number, height: number, region: PixelRegion): Uint8Array | undefined {
+export function decodeJpegRegion(bytes: Uint8Array, width: number, height: number, region: PixelRegion): PixelRows | undefined {
   if (width * height > JPEG_DECODER_MAX_PIXELS) return undefined;
   const { left, top } = region;
   if (left < 0 || top < 0 || left + region.width > width || top + region.height > height) return undefined;
@@ -109,15 +136,14 @@ export function decodeJpegRegion(bytes: Uint8Array, width: number, height: numbe
     return undefined;
   }
   if (spoke || !image || image.width !== width || image.height !== height || image.data.length !== width * height * 4) return undefined;
+  const rowBytes = width * 4;
+  const first = top * rowBytes + left * 4;
   const rgba = image.data;
-  const out = new Uint8Array(region.width * region.height * 3);
-  let o = 0;
-  for (let y = top; y < top + region.height; y++) {
-    for (let i = (y * width + left) * 4, end = i + region.width * 4; i < end; i += 4) {
-      out[o++] = rgba[i] as number;
-      out[o++] = rgba[i + 1] as number;
-      out[o++] = rgba[i + 2] as number;
-    }
-  }
-  return out;
+  return {
+    data: new Uint8Array(rgba.buffer, rgba.byteOffset + first, (region.height - 1) * rowBytes + region.width * 4),
+    width: region.width,
+    height: region.height,
+    pixelBytes: 4,
+    rowBytes,
+  };
 }
