@@ -13,7 +13,8 @@ import { wasm, type WasmInstance, type WasmModule } from './wasm-api.js';
 
 /**
  * Largest JPEG (width x height) decoded here, as it holds up the event loop: every photo whose shorter
- * side is at most 256 pixels, up to 1:2. Near this size the two decoders cost about the same (on the
+ * side is at most 256 pixels, up to 1:2 (photos are decoded here only when they need no reduction: for
+ * the bundled ImageNet models, a shorter side of at most 224 pixels). Near this size the two decoders cost about the same (on the
  * development VM, after 10 ms idle: 256x512 tiger 1.7 ms here, 2.4 ms through sharp; 256x512 squirrel
  * 2.9 and 2.7 ms; 304x166 tiger 0.8 and 1.7 ms), and beyond it libvips' SIMD decode wins.
  */
