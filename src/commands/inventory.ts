@@ -33,5 +33,5 @@ export function inventoryCommand(): Command {
     });
   withExamples(show, 'pifaas inventory show inventory.yaml', 'pifaas inventory show inventory.yaml --json | jq ".hosts[].address"');
   cmd.addCommand(show);
-  return cmd;
+  return withExamples(cmd, 'pifaas inventory show inventory.yaml');
 }

@@ -43,5 +43,5 @@ export function k8sCommand(): Command {
     'pifaas k8s manifests faas-digits --namespace ml --service-type NodePort --replicas 2',
   );
   cmd.addCommand(manifests);
-  return cmd;
+  return withExamples(cmd, 'pifaas k8s manifests faas-resnet | kubectl apply -f -');
 }

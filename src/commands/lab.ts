@@ -145,5 +145,5 @@ export function labCommand(): Command {
   cmd.addCommand(up);
   cmd.addCommand(down);
   cmd.addCommand(ls);
-  return cmd;
+  return withExamples(cmd, 'sudo pifaas lab up --nodes 3', 'pifaas lab ls', 'sudo pifaas lab down');
 }

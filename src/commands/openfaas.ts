@@ -131,5 +131,5 @@ export function openfaasCommand(): Command {
 
   cmd.addCommand(install);
   cmd.addCommand(password);
-  return cmd;
+  return withExamples(cmd, 'pifaas openfaas install inventory.yaml', 'pifaas openfaas password -i inventory.yaml');
 }
