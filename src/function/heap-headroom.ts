@@ -17,7 +17,7 @@
 // in 1600 requests sent from that moment on, in 3 of 3 runs. Made while the models loaded, it delayed
 // start-up by about 120 ms on the development VM (fresh memory is slow there). Made a second after
 // ready, it came after the cycle had begun under load and did not end it (26 major collections in 1600
-// requests). Figures for requests/s and latency: README, Performance.
+// requests). Figures for requests/s and latency: docs/performance-history.md.
 //
 // Node's --max-semi-space-size (a smaller young generation) is not a substitute: it would have to be
 // on every node command line, including `pifaas serve`, and with 4 MB the cycle came back in 3 of 6

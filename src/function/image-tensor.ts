@@ -9,7 +9,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { enlargeRgbPlanes, WEIGHT_BITS } from './enlarge-wasm.js';
 import { FunctionError } from './function-error.js';
 import { readHeaderInfo } from './image-header.js';
-import { decodeJpegRegion, packedRgb, type PixelRegion, type PixelRows } from './jpeg-decoder.js';
+import { decodeJpegRegion, packedRgb, rgbRows, type PixelRegion, type PixelRows } from './jpeg-decoder.js';
 import { channelsOf, inputSizeOf, tensorDimsOf, type Preprocessing } from './model-catalog.js';
 import type { TensorPool } from './tensor-pool.js';
 
@@ -168,11 +168,6 @@ function usesEnlargeKernel(pre: Preprocessing): boolean {
 /** The kernel's column table holds a pixel's byte offset in a row in 19 bits. */
 function fitsEnlargeKernel(width: number, pixelBytes: number): boolean {
   return width * pixelBytes < 1 << 19;
-}
-
-/** Packed 8-bit RGB (w x h) as PixelRows. */
-export function rgbRows(px: Uint8Array, w: number, h: number): PixelRows {
-  return { data: px, width: w, height: h, pixelBytes: 3, rowBytes: w * 3 };
 }
 
 /**

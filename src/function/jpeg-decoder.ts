@@ -39,6 +39,11 @@ export interface PixelRows {
   rowBytes: number;
 }
 
+/** Packed 8-bit RGB (w x h) as PixelRows. */
+export function rgbRows(px: Uint8Array, w: number, h: number): PixelRows {
+  return { data: px, width: w, height: h, pixelBytes: 3, rowBytes: w * 3 };
+}
+
 /** Tightly packed RGB (R, G, B, R, ...) of `rows`. */
 export function packedRgb(rows: PixelRows): Uint8Array {
   const { data, width, height, pixelBytes, rowBytes } = rows;

@@ -3,7 +3,8 @@
 // two-step one; a reused input tensor must come out as a new one would.
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { enlargeRgbToNchw, imageToTensor, pixelsToTensor, readImageInfo, resizeBilinear, rgbRows } from '../../src/function/image-tensor.js';
+import { enlargeRgbToNchw, imageToTensor, pixelsToTensor, readImageInfo, resizeBilinear } from '../../src/function/image-tensor.js';
+import { rgbRows } from '../../src/function/jpeg-decoder.js';
 import type { Preprocessing } from '../../src/function/model-catalog.js';
 import { TensorPool } from '../../src/function/tensor-pool.js';
 import { image } from './helpers.js';

@@ -4,8 +4,8 @@
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readHeaderInfo } from '../../src/function/image-header.js';
-import { enlargeRgbToNchw, imageToTensor, readImageInfo, rgbRows } from '../../src/function/image-tensor.js';
-import { decodeJpegRegion, JPEG_DECODER_MAX_PIXELS, jpegDecoderReplaced, packedRgb, startJpegDecoder, type PixelRegion, type PixelRows } from '../../src/function/jpeg-decoder.js';
+import { enlargeRgbToNchw, imageToTensor, readImageInfo } from '../../src/function/image-tensor.js';
+import { decodeJpegRegion, JPEG_DECODER_MAX_PIXELS, jpegDecoderReplaced, packedRgb, rgbRows, startJpegDecoder, type PixelRegion, type PixelRows } from '../../src/function/jpeg-decoder.js';
 import { findModel, loadCatalog, type Preprocessing } from '../../src/function/model-catalog.js';
 import { image, REPO } from './helpers.js';
 import path from 'node:path';
