@@ -30,12 +30,22 @@ export interface WriteResult {
 
 export type Target = { kind: 'file'; path: string } | { kind: 'drive'; drive: Drive };
 
+function isUrl(image: string): boolean {
+  return /^https?:\/\//.test(image);
+}
+
+/** An error of the connection an image was being downloaded over (it ended early, was reset or timed out). */
+function isBrokenTransfer(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  return ['ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes(code) || /^aborted$|socket hang up|premature close/i.test((e as Error).message);
+}
+
 /**
  * Opens an image (path or http(s) URL), looking inside .xz/.gz/.bz2/.zip. `pooled`: a local file is
  * read into etcher-sdk's reusable buffers; only for a destination that takes their locks.
  */
 export async function openImageSource(image: string, { pooled = false } = {}): Promise<sourceDestination.SourceDestination> {
-  const outer = /^https?:\/\//.test(image)
+  const outer = isUrl(image)
     ? new sourceDestination.Http({ url: image })
     : new (pooled ? ImageFile : sourceDestination.File)({ path: image });
   try {
@@ -43,10 +53,15 @@ export async function openImageSource(image: string, { pooled = false } = {}): P
     const inner = await outer.getInnerSource();
     const meta = await inner.getMetadata();
     if (meta.size !== undefined && meta.size % 512 !== 0) {
-      throw new UserError(`${image} is not a disk image: its size (${meta.size} bytes) is not a multiple of 512`, 'pass a Raspberry Pi OS .img, .img.xz, .img.gz or .zip');
+      // A compressed image states its content's size in its own header or trailer (gzip's last 4 bytes).
+      throw meta.isCompressed
+        ? new UserError(`${image} says its content is ${meta.size} bytes, which is no disk image's size (not a multiple of 512): the archive looks truncated or damaged`, 'download it again and check its SHA-256')
+        : new UserError(`${image} is not a disk image: its size (${meta.size} bytes) is not a multiple of 512`, 'pass a Raspberry Pi OS .img, .img.xz, .img.gz or .zip');
     }
     return inner;
   } catch (e) {
+    // Nothing stays open on a refused image (the inner source, if any, was never opened).
+    await outer.close().catch(() => undefined);
     if (e instanceof UserError) throw e;
     const msg = (e as Error).message;
     throw new UserError(
@@ -98,6 +113,9 @@ export async function writeImage(image: string, target: Target, opts: WriteOptio
     });
   } catch (e) {
     const msg = (e as Error).message;
+    if (isUrl(image) && isBrokenTransfer(e)) {
+      throw new UserError(`writing ${image} failed: the download broke off (${msg})`, 'run the same command again (it starts over), or download the image first and pass the file');
+    }
     throw new UserError(
       `writing ${image} failed: ${msg}`,
       /xz|lzma|gzip|zlib|inflate|unexpected end|zip|corrupt/i.test(msg)
@@ -105,7 +123,8 @@ export async function writeImage(image: string, target: Target, opts: WriteOptio
         : 'check the card and the reader; try another card if it happens again',
     );
   } finally {
-    await source.close().catch(() => undefined);
+    // etcher-sdk closes both only when the pipe completes; on a failure the card must not stay open either.
+    await Promise.all([source.close(), destination.close()].map((closing) => closing.catch(() => undefined)));
   }
   const ended = performance.now();
   if (failures.length) {

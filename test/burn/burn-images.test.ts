@@ -5,7 +5,7 @@
 // a second burn gives the same card. Also: a flipped byte fails verification; a truncated .xz and
 // an unknown image are refused.
 import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -370,6 +370,7 @@ describe('sources, verification and refusals', () => {
     const err = await writeImage(images.trixie as string, { kind: 'file', path: out }, { destination: new FlippingFile({ path: out, write: true }) }).catch((e) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toMatch(/^verification of .*flipped\.img failed/);
+    expect(descriptorsUnder(dir)).toEqual([]);
   });
 
   it('refuses a truncated .xz before writing anything', async () => {
@@ -385,6 +386,55 @@ describe('sources, verification and refusals', () => {
     expect((err as UserError).hint).toMatch(/download it again/);
     mkdirSync(outDir, { recursive: true });
     expect(readdirNames(outDir)).not.toContain('pi1.img');
+    // Neither the image nor the card (here a file) is left open: a card could not be ejected.
+    expect(descriptorsUnder(dir)).toEqual([]);
+  });
+
+  it('refuses a truncated .gz, whose trailer then gives a size no disk image has', async () => {
+    const src = images.bookworm as string;
+    execFileSync('gzip', ['-k', '-1', '-f', src]);
+    const cut = path.join(dir, 'cut.img.gz');
+    copyFileSync(`${src}.gz`, cut);
+    // gzip's size is its last 4 bytes, which are now compressed data: cut where they are no multiple of 512.
+    let size = Math.floor(statSync(cut).size / 2);
+    while (lastWord(cut, size) % 512 === 0) size--;
+    truncateSync(cut, size);
+    const err = await writeImage(cut, { kind: 'file', path: path.join(dir, 'cut-gz.img') }).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toMatch(/cut\.img\.gz says its content is \d+ bytes, .*the archive looks truncated or damaged$/);
+    expect((err as UserError).hint).toBe('download it again and check its SHA-256');
+    expect(descriptorsUnder(dir)).toEqual([]);
+  });
+
+  it('leaves nothing open when the image breaks off while it is being written', async () => {
+    // A download that stops half-way: small reads (the partition table) are answered, the long read
+    // of the whole image ends after half of its bytes.
+    const body = readFileSync(images.trixie as string);
+    for (const k of ['NO_PROXY', 'no_proxy']) process.env[k] = [process.env[k], '127.0.0.1'].filter(Boolean).join(',');
+    const server = createServer((req, res) => {
+      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+      const start = range ? Number(range[1]) : 0;
+      const end = range && range[2] ? Number(range[2]) : body.length - 1;
+      const part = body.subarray(start, end + 1);
+      const headers = { 'content-length': part.length, 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
+      if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${body.length}` });
+      else res.writeHead(200, headers);
+      if (req.method === 'HEAD') res.end();
+      else if (part.length < 1024 ** 2) res.end(part);
+      else res.write(part.subarray(0, part.length >> 1), () => res.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const out = path.join(dir, 'broken-off.img');
+      const err = await writeImage(`http://127.0.0.1:${port}/trixie.img`, { kind: 'file', path: out }).catch((e) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as UserError).message).toMatch(/^writing http:\/\/127\.0\.0\.1:\d+\/trixie\.img failed: the download broke off/);
+      expect((err as UserError).hint).toMatch(/run the same command again/);
+      expect(descriptorsUnder(dir)).toEqual([]);
+    } finally {
+      server.close();
+    }
   });
 
   it('refuses an image with no known first-boot mechanism, saying what it found', async () => {
@@ -406,6 +456,31 @@ describe('sources, verification and refusals', () => {
     expect((err2 as Error).message).toBe('host "pi3" joins Wi-Fi "pi-cluster" but no passphrase was given');
   });
 });
+
+/** The little-endian 32-bit word that ends the first `size` bytes of `file`. */
+function lastWord(file: string, size: number): number {
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    readSync(fd, b, 0, 4, size - 4);
+    return b.readUInt32LE(0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Files under `root` that this process still has open (from /proc/self/fd). */
+function descriptorsUnder(root: string): string[] {
+  return readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })
+    .filter((target) => target.startsWith(`${root}/`));
+}
 
 function readdirNames(d: string): string[] {
   return execFileSync('ls', ['-A', d], { encoding: 'utf8' }).split('\n').filter(Boolean);

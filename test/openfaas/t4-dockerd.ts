@@ -38,6 +38,8 @@ export async function startTestDockerd(): Promise<TestDockerd> {
     ['--data-root', T4_DATA_ROOT, '--exec-root', T4_EXEC_ROOT, '--pidfile', T4_PIDFILE, '-H', `unix://${T4_SOCKET}`, '--iptables=false', '--bridge=none'],
     { stdio: ['ignore', log.fd, log.fd] },
   );
+  // dockerd has its own copy of the descriptor now; ours would otherwise wait for the garbage collector.
+  await log.close();
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const docker = new Docker({ socketPath: T4_SOCKET });
   const deadline = Date.now() + 60_000;
