@@ -64,6 +64,13 @@ export async function openImageSource(image: string, { pooled = false } = {}): P
     await outer.close().catch(() => undefined);
     if (e instanceof UserError) throw e;
     const msg = (e as Error).message;
+    if (isUrl(image)) {
+      const status = (e as { response?: { status?: number } }).response?.status;
+      throw new UserError(
+        `cannot download image ${image}: ${status ? `the server answered HTTP ${status}` : msg}`,
+        status ? 'check the URL given to --image' : 'check the URL and this machine\'s network, or download the image first and pass the file',
+      );
+    }
     throw new UserError(
       /ENOENT/.test(msg) ? `image ${image} does not exist` : `cannot read image ${image}: ${msg}`,
       /ENOENT/.test(msg) ? 'check the path given to --image' : 'is the download complete? compare its SHA-256 with the one published next to it, or download it again',

@@ -352,6 +352,28 @@ describe('sources, verification and refusals', () => {
     }
   });
 
+  it('an image URL that is not there or cannot be reached is a clear error', async () => {
+    for (const k of ['NO_PROXY', 'no_proxy']) process.env[k] = [process.env[k], '127.0.0.1'].filter(Boolean).join(',');
+    const server = createServer((_req, res) => res.writeHead(404).end('not found'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const out = path.join(dir, 'from-nowhere.img');
+    try {
+      const missing = await writeImage(`http://127.0.0.1:${port}/gone.img`, { kind: 'file', path: out }).catch((e) => e);
+      expect(missing).toBeInstanceOf(UserError);
+      expect((missing as UserError).message).toBe(`cannot download image http://127.0.0.1:${port}/gone.img: the server answered HTTP 404`);
+      expect((missing as UserError).hint).toBe('check the URL given to --image');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    // The same port, now with nobody listening.
+    const refused = await writeImage(`http://127.0.0.1:${port}/gone.img`, { kind: 'file', path: out }).catch((e) => e);
+    expect(refused).toBeInstanceOf(UserError);
+    expect((refused as UserError).message).toMatch(new RegExp(`^cannot download image http://127\\.0\\.0\\.1:${port}/gone\\.img: .*ECONNREFUSED`));
+    expect((refused as UserError).hint).toMatch(/^check the URL and this machine's network/);
+    expect(descriptorsUnder(dir)).toEqual([]);
+  });
+
   it('fails verification when the target does not keep a byte', async () => {
     // A card that loses a bit after it was written: the byte changes on the medium between the
     // write and etcher-sdk's read-back (the real verifier then reads the file).
