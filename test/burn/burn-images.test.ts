@@ -312,6 +312,11 @@ describe('burn to image files: Ubuntu (cloud-init with netplan networkd)', () =>
 });
 
 describe('sources, verification and refusals', () => {
+  beforeAll(() => {
+    // A proxy from the environment must not take requests to the local servers here.
+    for (const k of ['NO_PROXY', 'no_proxy']) process.env[k] = [process.env[k], '127.0.0.1'].filter(Boolean).join(',');
+  });
+
   it('writes from .img.xz, .img.gz and .zip sources to the same bytes', async () => {
     const src = images.trixie as string;
     execFileSync('xz', ['-k', '-T0', '-1', '-f', src]);
@@ -327,33 +332,18 @@ describe('sources, verification and refusals', () => {
 
   it('writes from an http URL', async () => {
     const src = images.trixie as string;
-    const body = readFileSync(src);
-    // A proxy from the environment must not take requests to this local server.
-    for (const k of ['NO_PROXY', 'no_proxy']) process.env[k] = [process.env[k], '127.0.0.1'].filter(Boolean).join(',');
-    const server = createServer((req, res) => {
-      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-      const start = range ? Number(range[1]) : 0;
-      const end = range && range[2] ? Number(range[2]) : body.length - 1;
-      const part = body.subarray(start, end + 1);
-      const headers = { 'content-length': part.length, 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
-      if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${body.length}` });
-      else res.writeHead(200, headers);
-      res.end(req.method === 'HEAD' ? undefined : part);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const { port } = server.address() as AddressInfo;
+    const server = await serveImage(readFileSync(src));
     try {
       const out = path.join(dir, 'from-url.img');
-      const r = await writeImage(`http://127.0.0.1:${port}/trixie.img`, { kind: 'file', path: out });
+      const r = await writeImage(`${server.url}/trixie.img`, { kind: 'file', path: out });
       expect(r.verified).toBe(true);
       expect(readFileSync(out).equals(readFileSync(src))).toBe(true);
     } finally {
-      server.close();
+      await server.close();
     }
   });
 
   it('an image URL that is not there or cannot be reached is a clear error', async () => {
-    for (const k of ['NO_PROXY', 'no_proxy']) process.env[k] = [process.env[k], '127.0.0.1'].filter(Boolean).join(',');
     const server = createServer((_req, res) => res.writeHead(404).end('not found'));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
@@ -429,33 +419,15 @@ describe('sources, verification and refusals', () => {
   });
 
   it('leaves nothing open when the image breaks off while it is being written', async () => {
-    // A download that stops half-way: small reads (the partition table) are answered, the long read
-    // of the whole image ends after half of its bytes.
-    const body = readFileSync(images.trixie as string);
-    for (const k of ['NO_PROXY', 'no_proxy']) process.env[k] = [process.env[k], '127.0.0.1'].filter(Boolean).join(',');
-    const server = createServer((req, res) => {
-      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-      const start = range ? Number(range[1]) : 0;
-      const end = range && range[2] ? Number(range[2]) : body.length - 1;
-      const part = body.subarray(start, end + 1);
-      const headers = { 'content-length': part.length, 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
-      if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${body.length}` });
-      else res.writeHead(200, headers);
-      if (req.method === 'HEAD') res.end();
-      else if (part.length < 1024 ** 2) res.end(part);
-      else res.write(part.subarray(0, part.length >> 1), () => res.destroy());
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const { port } = server.address() as AddressInfo;
+    const server = await serveImage(readFileSync(images.trixie as string), { breakOff: true });
     try {
-      const out = path.join(dir, 'broken-off.img');
-      const err = await writeImage(`http://127.0.0.1:${port}/trixie.img`, { kind: 'file', path: out }).catch((e) => e);
+      const err = await writeImage(`${server.url}/trixie.img`, { kind: 'file', path: path.join(dir, 'broken-off.img') }).catch((e) => e);
       expect(err).toBeInstanceOf(UserError);
       expect((err as UserError).message).toMatch(/^writing http:\/\/127\.0\.0\.1:\d+\/trixie\.img failed: the download broke off/);
       expect((err as UserError).hint).toMatch(/run the same command again/);
       expect(descriptorsUnder(dir)).toEqual([]);
     } finally {
-      server.close();
+      await server.close();
     }
   });
 
@@ -478,6 +450,29 @@ describe('sources, verification and refusals', () => {
     expect((err2 as Error).message).toBe('host "pi3" joins Wi-Fi "pi-cluster" but no passphrase was given');
   });
 });
+
+/**
+ * Serves `body` at any path, with range requests, as a download site does. `breakOff`: a download
+ * that stops half-way: short reads (the partition table) are answered, reads of 1 MiB or more end
+ * after half of their bytes.
+ */
+async function serveImage(body: Buffer, opts: { breakOff?: boolean } = {}): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    const start = range ? Number(range[1]) : 0;
+    const end = range && range[2] ? Number(range[2]) : body.length - 1;
+    const part = body.subarray(start, end + 1);
+    const headers = { 'content-length': part.length, 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
+    if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${body.length}` });
+    else res.writeHead(200, headers);
+    if (req.method === 'HEAD') res.end();
+    else if (opts.breakOff && part.length >= 1024 ** 2) res.write(part.subarray(0, part.length >> 1), () => res.destroy());
+    else res.end(part);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
+}
 
 /** The little-endian 32-bit word that ends the first `size` bytes of `file`. */
 function lastWord(file: string, size: number): number {
