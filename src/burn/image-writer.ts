@@ -40,11 +40,17 @@ function isBrokenTransfer(e: unknown): boolean {
   return ['ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes(code) || /^aborted$|socket hang up|premature close/i.test((e as Error).message);
 }
 
+/** An image's content (inside its archive, if any), and how to close it and the file or download under it. */
+interface OpenedImage {
+  source: sourceDestination.SourceDestination;
+  close(): Promise<void>;
+}
+
 /**
  * Opens an image (path or http(s) URL), looking inside .xz/.gz/.bz2/.zip. `pooled`: a local file is
  * read into etcher-sdk's reusable buffers; only for a destination that takes their locks.
  */
-export async function openImageSource(image: string, { pooled = false } = {}): Promise<sourceDestination.SourceDestination> {
+async function openImage(image: string, { pooled = false } = {}): Promise<OpenedImage> {
   const outer = isUrl(image)
     ? new sourceDestination.Http({ url: image })
     : new (pooled ? ImageFile : sourceDestination.File)({ path: image });
@@ -58,7 +64,15 @@ export async function openImageSource(image: string, { pooled = false } = {}): P
         ? new UserError(`${image} says its content is ${meta.size} bytes, which is no disk image's size (not a multiple of 512): the archive looks truncated or damaged`, 'download it again and check its SHA-256')
         : new UserError(`${image} is not a disk image: its size (${meta.size} bytes) is not a multiple of 512`, 'pass a Raspberry Pi OS .img, .img.xz, .img.gz or .zip');
     }
-    return inner;
+    // Closing the content closes what is under it, except for a .zip: etcher-sdk's ZipSource never
+    // counts itself open, so its close() does nothing. Both are closed (a second close is a no-op).
+    return {
+      source: inner,
+      close: async () => {
+        await inner.close().catch(() => undefined);
+        await outer.close();
+      },
+    };
   } catch (e) {
     // Nothing stays open on a refused image (the inner source, if any, was never opened).
     await outer.close().catch(() => undefined);
@@ -93,15 +107,16 @@ export async function writeImage(image: string, target: Target, opts: WriteOptio
       ? new ImageFile({ path: target.path, write: true })
       : new sourceDestination.BlockDevice({ drive: target.drive, write: true, direct: true, unmountOnSuccess: false }));
   const imageFileTarget = destination instanceof ImageFile ? destination : undefined;
-  const source = await openImageSource(image, { pooled: imageFileTarget !== undefined });
+  const opened = await openImage(image, { pooled: imageFileTarget !== undefined });
+  const source = opened.source;
   const failures: string[] = [];
   const started = performance.now();
   let verifyStarted: number | undefined;
   let phase: WritePhase | undefined;
   let result: multiWrite.PipeSourceToDestinationsResult;
-  phase = 'flashing';
-  opts.onProgress?.({ phase, done: 0, total: (await source.getMetadata()).size });
   try {
+    phase = 'flashing';
+    opts.onProgress?.({ phase, done: 0, total: (await source.getMetadata()).size });
     result = await multiWrite.pipeSourceToDestinations({
       source,
       destinations: [destination],
@@ -131,7 +146,7 @@ export async function writeImage(image: string, target: Target, opts: WriteOptio
     );
   } finally {
     // etcher-sdk closes both only when the pipe completes; on a failure the card must not stay open either.
-    await Promise.all([source.close(), destination.close()].map((closing) => closing.catch(() => undefined)));
+    await Promise.all([opened.close(), destination.close()].map((closing) => closing.catch(() => undefined)));
   }
   const ended = performance.now();
   if (failures.length) {

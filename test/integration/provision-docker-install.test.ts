@@ -14,7 +14,7 @@ import { LocalOperator } from '../../src/operator/local-operator.js';
 import type { ClusterStatus } from '../../src/swarm/cluster-status.js';
 import type { ProvisionResult } from '../../src/swarm/provision.js';
 import { dockerDebFolder, serveFolder, type DebFolder, type FolderServer } from '../lab/apt-mirror.js';
-import { runCli } from '../lab/run-cli.js';
+import { jsonOutput, runCli } from '../lab/run-cli.js';
 
 const LAB = 't3d';
 const SUBNET = '10.96.0.0/24';
@@ -43,7 +43,7 @@ async function hostDocker(): Promise<string> {
 
 async function provisionJson(...flags: string[]): Promise<{ code: number; result: ProvisionResult; stderr: string }> {
   const r = await runCli(['provision', lab.inventoryFile, '--json', '--connect-retry', '2', ...flags], { env: { HOME: dir } });
-  return { code: r.code, result: JSON.parse(r.stdout) as ProvisionResult, stderr: r.stderr };
+  return { code: r.code, result: jsonOutput<ProvisionResult>(r), stderr: r.stderr };
 }
 
 // The CLI runs with HOME in the test's dir: the OpenFaaS credentials provision saves stay there.

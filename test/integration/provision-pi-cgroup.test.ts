@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labNodeExec, labUp, type Lab } from '../../src/lab/lab.js';
 import type { ClusterStatus } from '../../src/swarm/cluster-status.js';
 import type { ProvisionResult } from '../../src/swarm/provision.js';
-import { runCli } from '../lab/run-cli.js';
+import { jsonOutput, runCli } from '../lab/run-cli.js';
 
 const LAB = 't3c';
 const SUBNET = '10.97.0.0/24';
@@ -31,7 +31,7 @@ const cli = (...args: string[]) => runCli([...args, '--connect-retry', '2'], { e
 
 async function provisionJson(...flags: string[]): Promise<{ code: number; result: ProvisionResult }> {
   const r = await cli('provision', lab.inventoryFile, '--json', ...flags);
-  return { code: r.code, result: JSON.parse(r.stdout) as ProvisionResult };
+  return { code: r.code, result: jsonOutput<ProvisionResult>(r) };
 }
 
 /** This machine's own view: its /boot, /sys/firmware, reboot, memory cgroup, command line and boot. */

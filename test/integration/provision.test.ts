@@ -15,7 +15,7 @@ import { clusterStatus, type ClusterStatus } from '../../src/swarm/cluster-statu
 import { dockerVersionOf } from '../../src/swarm/node-facts.js';
 import { editNodeSpec, type NodeSpecDoc } from '../../src/swarm/swarm-cluster.js';
 import { provision, type ProvisionResult } from '../../src/swarm/provision.js';
-import { runCli } from '../lab/run-cli.js';
+import { jsonOutput, runCli } from '../lab/run-cli.js';
 
 const LAB = 't3p';
 let dir: string;
@@ -23,7 +23,7 @@ let lab: Lab;
 
 async function provisionJson(inventoryFile: string, ...flags: string[]): Promise<{ code: number; result: ProvisionResult; stderr: string }> {
   const r = await runCli(['provision', inventoryFile, '--json', '--connect-retry', '2', ...flags]);
-  return { code: r.code, result: JSON.parse(r.stdout) as ProvisionResult, stderr: r.stderr };
+  return { code: r.code, result: jsonOutput<ProvisionResult>(r), stderr: r.stderr };
 }
 
 /** The same run in-process (what --json prints), where the CLI's start-up time would add nothing. */

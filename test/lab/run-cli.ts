@@ -24,3 +24,12 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; prefi
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
 }
+
+/** The JSON a `--json` run printed; if it printed none, an error that shows its exit code and stderr. */
+export function jsonOutput<T>(r: CliResult): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`the CLI printed no JSON (exit code ${r.code}); stdout: ${JSON.stringify(r.stdout.slice(0, 2000))}; stderr: ${r.stderr.slice(-4000)}`);
+  }
+}
