@@ -2,8 +2,9 @@
 // rpi-preseed image and Ubuntu, written to image-file targets (--output) through etcher-sdk, then
 // read back with mtools, debugfs and fsck: every first-boot file and line, the cgroup flags, that
 // nothing else on the partitions changed, that no secret is on the card in plain text, and that
-// a second burn gives the same card. Also: a flipped byte fails verification; a truncated .xz and
-// an unknown image are refused.
+// a second burn gives the same card. Also: a flipped byte fails verification; a truncated .xz or
+// .gz, a download that breaks off, a URL that is missing or unreachable and an unknown image are
+// refused with their own words; and no image or card file is left open, written or refused.
 import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:http';
