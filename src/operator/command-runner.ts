@@ -132,7 +132,9 @@ export async function runCommand(spawn: Spawner, ctx: BecomeContext, command: st
 
   const stdoutBytes = Buffer.concat(stdoutChunks);
   const stderr = Buffer.concat(stderrChunks).toString('utf8');
-  if (!becameRoot) {
+  // No exit status at all: the command was cut off (the connection or the node went away) before
+  // sudo answered. That says nothing about sudo rights: it is a failed command, as without sudo.
+  if (!becameRoot && code !== null) {
     const said = stderr
       .split(prompt)
       .join('')
