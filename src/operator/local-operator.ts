@@ -43,7 +43,8 @@ export class LocalOperator extends CommandOperator {
   async close(): Promise<void> {}
 }
 
-async function spawnLocal(commandLine: string): Promise<RawProcess> {
+/** Starts a command line with /bin/sh on this machine (the local operator's spawner). */
+export async function spawnLocal(commandLine: string): Promise<RawProcess> {
   // Its own process group, so a timeout stops the whole command (sh and what it started).
   const child = spawn('/bin/sh', ['-c', commandLine], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const exited = new Promise<number | null>((resolve) => {

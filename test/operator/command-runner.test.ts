@@ -1,16 +1,15 @@
 // runCommand with sudo, on real processes of this machine: what a command that is cut off reports.
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { runCommand, type RawProcess } from '../../src/operator/command-runner.js';
+import { spawnLocal } from '../../src/operator/local-operator.js';
 import { CommandFailedError, SudoError } from '../../src/operator/operator.js';
 
-/** Starts the command line with /bin/sh; `cutOff`: the process is killed at once, as when a node goes away. */
+/** The local operator's spawner; `cutOff`: the process is killed at once, as when a node goes away. */
 function spawner(cutOff: boolean) {
   return async (line: string): Promise<RawProcess> => {
-    const child = spawn('/bin/sh', ['-c', line], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-    if (cutOff) child.kill('SIGKILL');
-    return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: () => child.kill('SIGKILL') };
+    const proc = await spawnLocal(line);
+    if (cutOff) proc.kill();
+    return proc;
   };
 }
 
