@@ -115,9 +115,8 @@ export class GatewayClient {
 
   /** GET /healthz: true when the gateway says it is healthy (200), false on 500 / 503. */
   async healthy(): Promise<boolean> {
-    const res = await this.send('GET', '/healthz', { auth: false });
-    await res.body?.cancel();
-    return res.ok;
+    const answer = await this.exchange('GET', '/healthz', { auth: false });
+    return answer.ok;
   }
 
   /** GET /system/info: gateway version and provider (faas-swarm / faas-netes) and its orchestration. */
@@ -135,10 +134,7 @@ export class GatewayClient {
   /** GET /system/function/{name}: the function's status, or undefined when there is no such function. */
   async getFunction(name: string, namespace?: string): Promise<FunctionStatus | undefined> {
     const res = await this.system('GET', withQuery(`/system/function/${encodeURIComponent(name)}`, { namespace }), { allow: [404] });
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return undefined;
-    }
+    if (res.status === 404) return undefined;
     return this.parse(res, functionStatusSchema, `GET /system/function/${name}`);
   }
 
@@ -149,10 +145,8 @@ export class GatewayClient {
   async deploy(deployment: FunctionDeployment): Promise<'created' | 'updated'> {
     const body = functionDeploymentSchema.parse(deployment);
     const put = await this.system('PUT', '/system/functions', { json: body, allow: [404] });
-    await put.body?.cancel();
     if (put.status !== 404) return 'updated';
-    const post = await this.system('POST', '/system/functions', { json: body });
-    await post.body?.cancel();
+    await this.system('POST', '/system/functions', { json: body });
     return 'created';
   }
 
@@ -162,13 +156,12 @@ export class GatewayClient {
       json: { functionName: name },
       allow: [404],
     });
-    const text = await res.text();
     if (res.status === 404) {
       throw new FunctionNotFoundError(
         `there is no function "${name}"${namespace ? ` in namespace ${namespace}` : ''} on ${this.url}`,
         'list the deployed functions with `pifaas ls`',
         404,
-        text,
+        res.text,
       );
     }
   }
@@ -179,17 +172,13 @@ export class GatewayClient {
       json: { serviceName: name, replicas, ...(namespace ? { namespace } : {}) },
       allow: [404],
     });
-    const text = await res.text();
-    if (res.status === 404) throw new FunctionNotFoundError(`there is no function "${name}" to scale on ${this.url}`, 'list the deployed functions with `pifaas ls`', 404, text);
+    if (res.status === 404) throw new FunctionNotFoundError(`there is no function "${name}" to scale on ${this.url}`, 'list the deployed functions with `pifaas ls`', 404, res.text);
   }
 
   /** GET /system/namespaces (faas-netes lists them; faas-swarm has none and answers []). */
   async namespaces(): Promise<string[]> {
     const res = await this.system('GET', '/system/namespaces', { allow: [404] });
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return [];
-    }
+    if (res.status === 404) return [];
     return this.parse(res, namespaceListSchema, 'GET /system/namespaces');
   }
 
@@ -200,14 +189,14 @@ export class GatewayClient {
   async invoke(name: string, body: Buffer | Uint8Array | string | undefined, opts: InvokeOptions = {}): Promise<InvokeResult> {
     const target = `/function/${encodeURIComponent(name)}${opts.namespace ? `.${encodeURIComponent(opts.namespace)}` : ''}${opts.path ?? ''}`;
     const method = opts.method ?? (body === undefined ? 'GET' : 'POST');
-    const res = await this.send(method, target, {
+    const res = await this.exchange(method, target, {
       auth: false,
       body: body === undefined ? undefined : typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
       headers: body !== undefined ? { 'content-type': opts.contentType ?? 'application/octet-stream' } : {},
       signal: opts.signal,
       noTimeout: true,
     });
-    const answer = Buffer.from(await res.arrayBuffer());
+    const answer = res.body;
     if (res.status === 404) {
       throw new FunctionNotFoundError(
         `the gateway at ${this.url} has no function "${name}"${opts.namespace ? ` in namespace ${opts.namespace}` : ''}: ${answer.toString('utf8').trim() || 'Not Found'}`,
@@ -216,7 +205,7 @@ export class GatewayClient {
         answer.toString('utf8'),
       );
     }
-    return { status: res.status, contentType: res.headers.get('content-type'), body: answer };
+    return { status: res.status, contentType: res.contentType, body: answer };
   }
 
   /** GET /system/logs: the function's log lines, parsed from the NDJSON stream as they arrive. */
@@ -228,10 +217,14 @@ export class GatewayClient {
       tail: opts.tail ? String(opts.tail) : undefined,
       since: opts.since?.toISOString(),
     };
-    const res = await this.system('GET', withQuery('/system/logs', query), { allow: [404], stream: true, signal: opts.signal });
-    if (res.status === 404) {
-      const text = await res.text();
-      throw new FunctionNotFoundError(`the gateway at ${this.url} has no logs for "${opts.name}": ${text.trim() || 'Not Found'}`, 'check the name with `pifaas ls`', 404, text);
+    const target = withQuery('/system/logs', query);
+    const res = await this.open('GET', target, { auth: true, signal: opts.signal });
+    if (!res.ok) {
+      const text = await this.rest(res, 'GET', target);
+      if (res.status === 404) {
+        throw new FunctionNotFoundError(`the gateway at ${this.url} has no logs for "${opts.name}": ${text.trim() || 'Not Found'}`, 'check the name with `pifaas ls`', 404, text);
+      }
+      throw this.refusal('GET', target, res.status, res.statusText, text.trim());
     }
     if (!res.body) return;
     const decoder = new TextDecoder();
@@ -268,23 +261,22 @@ export class GatewayClient {
 
   // ---- transport ----
 
-  private async system(
-    method: string,
-    target: string,
-    opts: { json?: unknown; allow?: number[]; stream?: boolean; signal?: AbortSignal } = {},
-  ): Promise<Response> {
-    const res = await this.send(method, target, {
+  /** A /system/* call with basic auth; any status but 2xx and `allow` is thrown as a GatewayError. */
+  private async system(method: string, target: string, opts: { json?: unknown; allow?: number[] } = {}): Promise<GatewayAnswer> {
+    const res = await this.exchange(method, target, {
       auth: true,
       body: opts.json === undefined ? undefined : JSON.stringify(opts.json),
       headers: opts.json === undefined ? {} : { 'content-type': 'application/json' },
-      signal: opts.signal,
-      noTimeout: opts.stream,
     });
     if (res.ok || opts.allow?.includes(res.status)) return res;
-    const text = (await res.text()).trim();
+    throw this.refusal(method, target, res.status, res.statusText, res.text.trim());
+  }
+
+  /** The error for a gateway that answered a /system/* call with an unwanted status. */
+  private refusal(method: string, target: string, status: number, statusText: string, text: string): GatewayError {
     const call = `${method} ${target.split('?')[0]}`;
-    if (res.status === 401) {
-      throw new GatewayUnauthorizedError(
+    if (status === 401) {
+      return new GatewayUnauthorizedError(
         this.credentials
           ? `the gateway at ${this.url} refused the saved credentials (401 Unauthorized on ${call})`
           : `the gateway at ${this.url} wants credentials (401 Unauthorized on ${call}) and none are saved for it`,
@@ -295,44 +287,85 @@ export class GatewayClient {
         text,
       );
     }
-    throw new GatewayError(
-      `the gateway at ${this.url} answered ${res.status} ${res.statusText} to ${call}${text ? `: ${text.slice(0, 500)}` : ''}`,
-      res.status >= 500 ? 'the provider (faas-swarm / faas-netes) behind the gateway failed; its own logs say why (`docker service logs func_faas-swarm` on a manager)' : undefined,
-      res.status,
+    return new GatewayError(
+      `the gateway at ${this.url} answered ${status} ${statusText} to ${call}${text ? `: ${text.slice(0, 500)}` : ''}`,
+      status >= 500 ? 'the provider (faas-swarm / faas-netes) behind the gateway failed; its own logs say why (`docker service logs func_faas-swarm` on a manager)' : undefined,
+      status,
       text,
     );
   }
 
-  private async send(
+  /**
+   * One request and its whole answer. The time limit (of /system/* calls; none with noTimeout)
+   * covers reading the body too: a gateway or proxy that sends its headers and then stalls is as
+   * unreachable as one that never answers. The timer is pifaas's own, not AbortSignal.timeout():
+   * Node may collect that signal once fetch has returned the headers, and then it never fires.
+   */
+  private async exchange(
     method: string,
     target: string,
     opts: { auth: boolean; body?: string | Buffer; headers?: Record<string, string>; signal?: AbortSignal; noTimeout?: boolean },
-  ): Promise<Response> {
+  ): Promise<GatewayAnswer> {
+    const deadline = new AbortController();
+    const timer = opts.noTimeout ? undefined : setTimeout(() => deadline.abort(new DOMException('the gateway did not answer in time', 'TimeoutError')), this.requestTimeoutMs);
+    const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
+    let res: Response | undefined;
+    try {
+      res = await fetch(this.url + target, { method, headers: this.headers(opts), body: opts.body, signal, redirect: 'manual' });
+      const body = Buffer.from(await res.arrayBuffer());
+      return { status: res.status, statusText: res.statusText, ok: res.ok, contentType: res.headers.get('content-type'), body, text: body.toString('utf8') };
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      throw this.unreachable(e, method, target, { answering: res !== undefined, timedOut: deadline.signal.aborted });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A request whose answer is a stream (the log stream): its headers; the body is the caller's. */
+  private async open(method: string, target: string, opts: { auth: boolean; signal?: AbortSignal }): Promise<Response> {
+    try {
+      return await fetch(this.url + target, { method, headers: this.headers(opts), signal: opts.signal, redirect: 'manual' });
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      throw this.unreachable(e, method, target, { answering: false, timedOut: false });
+    }
+  }
+
+  /** The rest of an answer opened with open(), as text. */
+  private async rest(res: Response, method: string, target: string): Promise<string> {
+    try {
+      return await res.text();
+    } catch (e) {
+      throw this.unreachable(e, method, target, { answering: true, timedOut: false });
+    }
+  }
+
+  private headers(opts: { auth: boolean; headers?: Record<string, string> }): Record<string, string> {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.auth && this.credentials) {
       headers.authorization = `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
     }
-    const signals = [opts.signal, opts.noTimeout ? undefined : AbortSignal.timeout(this.requestTimeoutMs)].filter((s): s is AbortSignal => s !== undefined);
-    try {
-      return await fetch(this.url + target, {
-        method,
-        headers,
-        body: opts.body,
-        signal: signals.length ? AbortSignal.any(signals) : undefined,
-        redirect: 'manual',
-      });
-    } catch (e) {
-      if (opts.signal?.aborted) throw e;
-      throw this.unreachable(e, method, target);
-    }
+    return headers;
   }
 
-  private unreachable(e: unknown, method: string, target: string): GatewayUnreachableError {
+  private unreachable(e: unknown, method: string, target: string, how: { answering: boolean; timedOut: boolean }): GatewayUnreachableError {
+    const call = `${method} ${target.split('?')[0]}`;
+    const seconds = Math.round(this.requestTimeoutMs / 1000);
+    if (how.answering) {
+      return new GatewayUnreachableError(
+        `the gateway at ${this.url} began answering ${call} but ${how.timedOut ? `did not finish within ${seconds} s` : `the connection broke off (${brokenBecause(e)})`}`,
+        'the gateway, or a proxy in front of it, dropped the answer: run the command again; if it keeps happening, look at the gateway (`docker service logs func_gateway` on a manager) and at anything between this machine and it',
+        undefined,
+        undefined,
+        { cause: e },
+      );
+    }
     const err = e as { name?: string; cause?: { code?: string; message?: string } };
     const code = err.cause?.code;
     const why =
-      err.name === 'TimeoutError'
-        ? `no answer within ${Math.round(this.requestTimeoutMs / 1000)} s`
+      how.timedOut || err.name === 'TimeoutError'
+        ? `no answer within ${seconds} s`
         : code === 'ECONNREFUSED'
           ? 'connection refused'
           : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
@@ -343,7 +376,7 @@ export class GatewayClient {
                 ? 'connection timed out'
                 : (code ?? err.cause?.message ?? String(e));
     return new GatewayUnreachableError(
-      `cannot reach the OpenFaaS gateway at ${this.url} (${why}) for ${method} ${target.split('?')[0]}`,
+      `cannot reach the OpenFaaS gateway at ${this.url} (${why}) for ${call}`,
       'check the address and port (--gateway, OPENFAAS_URL or provider.gateway in stack.yml); is OpenFaaS installed (`pifaas openfaas install INVENTORY`) and its gateway task running (`docker service ps func_gateway` on a manager)?',
       undefined,
       undefined,
@@ -351,8 +384,8 @@ export class GatewayClient {
     );
   }
 
-  private async parse<S extends z.ZodType>(res: Response, schema: S, call: string): Promise<z.output<S>> {
-    const text = await res.text();
+  private parse<S extends z.ZodType>(res: GatewayAnswer, schema: S, call: string): z.output<S> {
+    const text = res.text;
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -365,6 +398,23 @@ export class GatewayClient {
     }
     return r.data;
   }
+}
+
+/** A whole answer of the gateway, read within the request's time limit. */
+interface GatewayAnswer {
+  status: number;
+  statusText: string;
+  ok: boolean;
+  contentType: string | null;
+  body: Buffer;
+  /** The body as UTF-8. */
+  text: string;
+}
+
+/** Why a connection broke off mid-answer, in undici's words ("other side closed", ECONNRESET). */
+function brokenBecause(e: unknown): string {
+  const err = e as { message?: string; cause?: { code?: string; message?: string } };
+  return err.cause?.message || err.cause?.code || err.message || String(e);
 }
 
 function withQuery(path: string, query: Record<string, string | undefined>): string {

@@ -1,4 +1,7 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   FunctionNotFoundError,
@@ -14,6 +17,17 @@ import { FakeGateway } from './fake-gateway.js';
 
 let gw: FakeGateway;
 const creds = () => ({ username: gw.username, password: gw.password });
+
+/** V8's collector, to show that a time limit survives garbage collection (as it must in a long run). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+async function listen(srv: HttpServer): Promise<string> {
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+}
 
 async function closedPort(): Promise<number> {
   const srv = createServer();
@@ -229,6 +243,44 @@ describe('gateway client errors without a gateway', () => {
       const err = await c.info().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(GatewayUnreachableError);
       expect((err as Error).message).toMatch(/\(no answer within 0 s\)/);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('times out on a gateway that sends its headers and then stalls, however often memory is collected meanwhile', async () => {
+    const srv = createHttpServer((_q, s) => {
+      s.writeHead(200, { 'content-type': 'application/json' });
+      s.write('{"provider":');
+    });
+    const url = await listen(srv);
+    const collecting = setInterval(collectGarbage, 50);
+    try {
+      const c = new GatewayClient({ url, requestTimeoutMs: 300 });
+      const started = Date.now();
+      const err = await Promise.race([c.info().catch((e: unknown) => e), new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5000))]);
+      expect(err).toBeInstanceOf(GatewayUnreachableError);
+      expect((err as Error).message).toBe(`the gateway at ${url} began answering GET /system/info but did not finish within 0 s`);
+      expect((err as GatewayError).hint).toMatch(/^the gateway, or a proxy in front of it, dropped the answer: run the command again/);
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      clearInterval(collecting);
+      srv.closeAllConnections();
+      srv.close();
+    }
+  });
+
+  it('says the connection broke off when a gateway closes it in the middle of an answer', async () => {
+    const srv = createHttpServer((_q, s) => {
+      s.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' });
+      s.write('[{"name":"echo-fn",');
+      setTimeout(() => s.socket?.destroy(), 20);
+    });
+    const url = await listen(srv);
+    try {
+      const err = await new GatewayClient({ url }).listFunctions().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GatewayUnreachableError);
+      expect((err as Error).message).toBe(`the gateway at ${url} began answering GET /system/functions but the connection broke off (other side closed)`);
     } finally {
       srv.close();
     }
