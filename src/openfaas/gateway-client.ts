@@ -218,7 +218,14 @@ export class GatewayClient {
       since: opts.since?.toISOString(),
     };
     const target = withQuery('/system/logs', query);
-    const res = await this.open('GET', target, { auth: true, signal: opts.signal });
+    let res: Response;
+    try {
+      res = await this.open('GET', target, { auth: true, signal: opts.signal });
+    } catch (e) {
+      // Interrupted (Ctrl-C) before the gateway answered: there is nothing to show, and nothing failed.
+      if (opts.signal?.aborted) return;
+      throw e;
+    }
     if (!res.ok) {
       const text = await this.rest(res, 'GET', target);
       if (res.status === 404) {
@@ -229,6 +236,7 @@ export class GatewayClient {
     if (!res.body) return;
     const decoder = new TextDecoder();
     let pending = '';
+    let lines = 0;
     const parseLine = (line: string): LogEntry | undefined => {
       if (!line.trim()) return undefined;
       let json: unknown;
@@ -239,6 +247,7 @@ export class GatewayClient {
       }
       const r = logEntrySchema.safeParse(json);
       if (!r.success) throw new GatewayError(`the gateway at ${this.url} sent a log line pifaas does not understand: ${z.prettifyError(r.error)}`, undefined, res.status);
+      lines++;
       return r.data;
     };
     try {
@@ -253,7 +262,14 @@ export class GatewayClient {
       }
     } catch (e) {
       if (opts.signal?.aborted) return;
-      throw e;
+      if (e instanceof GatewayError) throw e;
+      throw new GatewayUnreachableError(
+        `the log stream of "${opts.name}" from the gateway at ${this.url} broke off after ${lines} line${lines === 1 ? '' : 's'} (${brokenBecause(e)})`,
+        `run \`pifaas logs ${opts.name}\` again (--since picks up from a time); if it keeps breaking off, the gateway or a proxy in front of it is dropping the connection (\`docker service logs func_gateway\` on a manager)`,
+        undefined,
+        undefined,
+        { cause: e },
+      );
     }
     const last = parseLine(pending + decoder.decode());
     if (last) yield last;

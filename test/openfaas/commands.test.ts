@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -141,6 +142,31 @@ describe('gateway and credential errors as the user sees them', () => {
     expect(none.stderr).toContain(`error: no credentials are saved for http://10.94.0.99:8080 in ${path.join(dir, 'openfaas', 'config.yml')}`);
     expect((await stat(path.join(dir, 'openfaas', 'config.yml'))).mode & 0o777).toBe(0o600);
     expect(await readFile(path.join(dir, 'openfaas', 'config.yml'), 'utf8')).not.toContain(gw.password);
+  });
+
+  it('prints the log lines that came and then says the stream broke off, when the gateway drops it', async () => {
+    const srv = createHttpServer((req, res) => {
+      if (req.url === '/system/info') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ provider: { provider: 'faas-swarm', orchestration: 'swarm' } }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(`${JSON.stringify({ name: 'faas-digits', namespace: '', instance: 'faas-digits.1.x1', timestamp: '2020-12-01T10:00:01Z', text: 'model loaded' })}\n`);
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    try {
+      const r = await runCli(['logs', 'faas-digits'], { env: { ...env, OPENFAAS_URL: url } });
+      expect(r.stdout).toBe('2020-12-01T10:00:01Z faas-digits.1.x1 model loaded\n');
+      expect(r.stderr).toBe(
+        `error: the log stream of "faas-digits" from the gateway at ${url} broke off after 1 line (other side closed)\n` +
+          'hint: run `pifaas logs faas-digits` again (--since picks up from a time); if it keeps breaking off, the gateway or a proxy in front of it is dropping the connection (`docker service logs func_gateway` on a manager)\n',
+      );
+      expect(r.code).toBe(1);
+    } finally {
+      srv.close();
+    }
   });
 
   it('refuses a stack file with problems, naming file:line:col', async () => {

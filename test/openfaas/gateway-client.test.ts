@@ -286,6 +286,21 @@ describe('gateway client errors without a gateway', () => {
     }
   });
 
+  it('ends a log stream quietly when interrupted before the gateway answered (Ctrl-C)', async () => {
+    const srv = createHttpServer(() => {});
+    const url = await listen(srv);
+    try {
+      const stop = new AbortController();
+      setTimeout(() => stop.abort(), 100);
+      const lines = [];
+      for await (const l of new GatewayClient({ url }).logs({ name: 'echo-fn', follow: true, signal: stop.signal })) lines.push(l);
+      expect(lines).toEqual([]);
+    } finally {
+      srv.closeAllConnections();
+      srv.close();
+    }
+  });
+
   it('refuses credentials in the URL (they would land in argv and logs)', () => {
     expect(() => normalizeGatewayUrl('http://admin:secret@pi1:8080')).toThrow(/must not contain a user name or password/);
     expect(normalizeGatewayUrl('PI1:8080/')).toBe('http://pi1:8080');
