@@ -46,14 +46,27 @@ export function logsCommand(): Command {
       const target = await resolveTarget(client, { flag: flags.namespace });
       const stop = new AbortController();
       const onSigint = () => stop.abort();
+      // A reader that has seen enough (`| head`, `| grep -m 1`) closes the pipe: that ends the stream
+      // quietly, as it ends `docker logs`, instead of Node's unhandled EPIPE.
+      let outputError: Error | undefined;
+      const onOutputError = (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EPIPE') outputError = e;
+        stop.abort();
+      };
       process.once('SIGINT', onSigint);
+      process.stdout.on('error', onOutputError);
       try {
         for await (const line of client.logs({ name, namespace: target.namespace, tail, since, follow: flags.follow, signal: stop.signal })) {
+          if (stop.signal.aborted) break;
           process.stdout.write(flags.json ? `${JSON.stringify(line)}\n` : `${line.timestamp} ${line.instance} ${line.text.replace(/\n$/, '')}\n`);
         }
+        // The last lines' fate (written, or refused by a closed pipe) is known once they are flushed.
+        await new Promise<void>((resolve) => process.stdout.write('', () => setImmediate(resolve)));
       } finally {
         process.off('SIGINT', onSigint);
+        process.stdout.off('error', onOutputError);
       }
+      if (outputError) throw outputError;
     });
   return withExamples(cmd, 'pifaas logs faas-resnet --tail 20', 'pifaas logs faas-digits --follow --since 10m', 'pifaas logs faas-resnet --json | jq -r .text');
 }

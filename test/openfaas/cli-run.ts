@@ -20,13 +20,15 @@ export interface CliOptions {
   timeoutMs?: number;
   /** Run in a child process even without stdin. */
   spawn?: boolean;
+  /** Close the CLI's stdout once this many lines came, as `| head -N` does (a child process). */
+  closeStdoutAfterLines?: number;
 }
 
 /** Variables from the machine running the tests that would change what the CLI does. */
 const MACHINE_VARS = ['OPENFAAS_URL', 'OPENFAAS_CONFIG', 'DOCKER_HOST'];
 
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
-  if (opts.stdin !== undefined || opts.spawn || opts.cwd) return runCliChild(args, opts);
+  if (opts.stdin !== undefined || opts.spawn || opts.cwd || opts.closeStdoutAfterLines !== undefined) return runCliChild(args, opts);
   return runCliHere(args, opts.env ?? {});
 }
 
@@ -78,7 +80,11 @@ function runCliChild(args: string[], opts: CliOptions): Promise<CliResult> {
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stdout.on('data', (c: Buffer) => {
+      out.push(c);
+      const wanted = opts.closeStdoutAfterLines;
+      if (wanted !== undefined && Buffer.concat(out).toString('utf8').split('\n').length > wanted) child.stdout.destroy();
+    });
     child.stderr.on('data', (c: Buffer) => err.push(c));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.on('error', reject);

@@ -169,6 +169,29 @@ describe('gateway and credential errors as the user sees them', () => {
     }
   });
 
+  it('ends `logs --follow` quietly when the reader closes the pipe (`| head -2`)', async () => {
+    const srv = createHttpServer((req, res) => {
+      if (req.url === '/system/info') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ provider: { provider: 'faas-swarm', orchestration: 'swarm' } }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      let n = 0;
+      const more = setInterval(() => res.write(`${JSON.stringify({ name: 'faas-digits', instance: 'faas-digits.1.x1', timestamp: '2020-12-01T10:00:01Z', text: `request ${n++}` })}\n`), 10);
+      res.on('close', () => clearInterval(more));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    try {
+      const r = await runCli(['logs', 'faas-digits', '--follow'], { env: { ...env, OPENFAAS_URL: url }, closeStdoutAfterLines: 2, timeoutMs: 30_000 });
+      expect(r.stdout.split('\n').slice(0, 2)).toEqual(['2020-12-01T10:00:01Z faas-digits.1.x1 request 0', '2020-12-01T10:00:01Z faas-digits.1.x1 request 1']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    } finally {
+      srv.close();
+    }
+  });
+
   it('refuses a stack file with problems, naming file:line:col', async () => {
     await writeFile(path.join(dir, 'bad.yml'), 'provider:\n  name: openfaas\nfunctions:\n  f:\n    image: x:1\n    limits: {memory: huge}\n');
     const r = await runCli(['deploy', '-f', path.join(dir, 'bad.yml')], { env });
