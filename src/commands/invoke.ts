@@ -17,9 +17,26 @@ interface InvokeFlags {
   path?: string;
 }
 
-async function readStdin(): Promise<Buffer> {
+/**
+ * The most `pifaas invoke` reads from standard input: far above what a pifaas function accepts
+ * (10 MiB by default, PIFAAS_MAX_BODY_BYTES), far below what would exhaust this machine's memory
+ * (the body is held whole, as faas-cli does, to send it with its length).
+ */
+export const MAX_INVOKE_BODY_BYTES = 64 * 1024 * 1024;
+
+async function readStdin(name: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
+  let size = 0;
+  for await (const c of process.stdin) {
+    size += (c as Buffer).length;
+    if (size > MAX_INVOKE_BODY_BYTES) {
+      throw new UserError(
+        `standard input is larger than ${MAX_INVOKE_BODY_BYTES / 1024 / 1024} MiB, the most pifaas invoke sends`,
+        `pipe in a smaller file (pifaas functions take up to 10 MiB, PIFAAS_MAX_BODY_BYTES), or send a large body straight to the gateway: curl --data-binary @FILE GATEWAY/function/${name}`,
+      );
+    }
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks);
 }
 
@@ -41,7 +58,7 @@ export function invokeCommand(): Command {
       if (method !== 'GET' && process.stdin.isTTY) {
         throw new UserError('pifaas invoke sends its standard input to the function, and none is piped in', `pipe a file in: pifaas invoke ${name} < tiger.jpg (or use -m GET)`);
       }
-      const body = method === 'GET' ? undefined : await readStdin();
+      const body = method === 'GET' ? undefined : await readStdin(name);
       const client = await gatewayFromFlags(flags, await optionalStackFile(flags.yaml));
       const target = await resolveTarget(client, { flag: flags.namespace });
       const res = await client.invoke(name, body, {

@@ -93,6 +93,8 @@ function runCliChild(args: string[], opts: CliOptions): Promise<CliResult> {
       const stdoutBytes = Buffer.concat(out);
       resolve({ code, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes });
     });
+    // A CLI may stop reading its input early (it refuses it): that is for the test to judge, not an EPIPE here.
+    child.stdin.on('error', () => {});
     if (opts.stdin !== undefined) child.stdin.end(opts.stdin);
     else child.stdin.end();
   });

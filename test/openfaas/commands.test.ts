@@ -75,6 +75,18 @@ describe('pifaas deploy / ls / invoke / logs / rm against a swarm gateway', () =
     );
   });
 
+  it('refuses a standard input larger than 64 MiB with a clear error, without sending any of it', async () => {
+    const before = gw.requests.length;
+    const r = await runCli(['invoke', 'faas-digits'], { env, stdin: Buffer.alloc(64 * 1024 * 1024 + 1, 1) });
+    expect(r.stderr).toBe(
+      'error: standard input is larger than 64 MiB, the most pifaas invoke sends\n' +
+        'hint: pipe in a smaller file (pifaas functions take up to 10 MiB, PIFAAS_MAX_BODY_BYTES), or send a large body straight to the gateway: curl --data-binary @FILE GATEWAY/function/faas-digits\n',
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(gw.requests.slice(before)).toEqual([]);
+  });
+
   it('prints log lines with time and instance, and NDJSON with --json', async () => {
     gw.functions.get('/faas-digits')!.logs.push(
       { text: 'engine onnxruntime-node, model mnist-8 loaded', instance: 'faas-digits.1.x1', timestamp: '2020-12-01T10:00:01Z' },
