@@ -231,7 +231,7 @@ export class GatewayClient {
       if (res.status === 404) {
         throw new FunctionNotFoundError(`the gateway at ${this.url} has no logs for "${opts.name}": ${text.trim() || 'Not Found'}`, 'check the name with `pifaas ls`', 404, text);
       }
-      throw this.refusal('GET', target, res.status, res.statusText, text.trim());
+      throw this.refusal('GET', target, res.status, res.statusText, res.headers.get('content-type'), text.trim());
     }
     if (!res.body) return;
     const decoder = new TextDecoder();
@@ -285,11 +285,11 @@ export class GatewayClient {
       headers: opts.json === undefined ? {} : { 'content-type': 'application/json' },
     });
     if (res.ok || opts.allow?.includes(res.status)) return res;
-    throw this.refusal(method, target, res.status, res.statusText, res.text.trim());
+    throw this.refusal(method, target, res.status, res.statusText, res.contentType, res.text.trim());
   }
 
   /** The error for a gateway that answered a /system/* call with an unwanted status. */
-  private refusal(method: string, target: string, status: number, statusText: string, text: string): GatewayError {
+  private refusal(method: string, target: string, status: number, statusText: string, contentType: string | null, text: string): GatewayError {
     const call = `${method} ${target.split('?')[0]}`;
     if (status === 401) {
       return new GatewayUnauthorizedError(
@@ -300,6 +300,16 @@ export class GatewayClient {
           ? 'the password changed or belongs to another gateway: run `pifaas openfaas install` again for this cluster, or `faas-cli login --gateway URL --password-stdin`'
           : 'pifaas reads them from ~/.openfaas/config.yml (OPENFAAS_CONFIG to move it) for exactly this URL: run `pifaas openfaas install INVENTORY` or `faas-cli login --gateway URL --password-stdin`, or fix --gateway / OPENFAAS_URL',
         401,
+        text,
+      );
+    }
+    if (/html/i.test(contentType ?? '')) {
+      // The gateway and its providers answer errors in plain text: a web page is a proxy's or another server's.
+      const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.trim();
+      return new GatewayError(
+        `the gateway at ${this.url} answered ${status} ${statusText} to ${call} with a web page${title ? ` ("${title}")` : ''}, not an answer of OpenFaaS`,
+        'a proxy or another web server answers at this address: the OpenFaaS gateway behind a proxy is down, or --gateway / OPENFAAS_URL / provider.gateway names something else; check the URL and the gateway task (`docker service ps func_gateway` on a manager)',
+        status,
         text,
       );
     }

@@ -132,6 +132,23 @@ describe('gateway and credential errors as the user sees them', () => {
     expect(r.stderr).toMatch(/^hint: check the address and port/m);
   });
 
+  it('names a proxy\'s error page as such instead of printing its HTML and blaming the provider', async () => {
+    const page = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n';
+    const srv = createHttpServer((_req, res) => res.writeHead(502, { 'content-type': 'text/html' }).end(page));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    try {
+      const r = await runCli(['ls'], { env: { ...env, OPENFAAS_URL: url } });
+      expect(r.stderr).toBe(
+        `error: the gateway at ${url} answered 502 Bad Gateway to GET /system/info with a web page ("502 Bad Gateway"), not an answer of OpenFaaS\n` +
+          'hint: a proxy or another web server answers at this address: the OpenFaaS gateway behind a proxy is down, or --gateway / OPENFAAS_URL / provider.gateway names something else; check the URL and the gateway task (`docker service ps func_gateway` on a manager)\n',
+      );
+      expect(r.code).toBe(1);
+    } finally {
+      srv.close();
+    }
+  });
+
   it('says credentials are missing (401) without printing any secret; JSON errors on --json', async () => {
     const other = { ...env, OPENFAAS_CONFIG: path.join(dir, 'empty-config') };
     const r = await runCli(['ls'], { env: other });
