@@ -90,9 +90,13 @@ export interface StackFile {
   functions: Record<string, StackFunction>;
 }
 
-/** Expands ${VAR} and ${VAR:-default} like faas-cli's envsubst; $$ stays a literal $. */
+/**
+ * Expands ${VAR} and ${VAR:-default} like faas-cli's envsubst (drone/envsubst); $$ is a literal $,
+ * so $${VAR} stays ${VAR}.
+ */
 export function expandEnv(text: string, env: NodeJS.ProcessEnv = process.env): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, dflt: string | undefined) => {
+  return text.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string | undefined, dflt: string | undefined) => {
+    if (name === undefined) return '$';
     const v = env[name];
     return v !== undefined && v !== '' ? v : (dflt ?? '');
   });
@@ -100,7 +104,8 @@ export function expandEnv(text: string, env: NodeJS.ProcessEnv = process.env): s
 
 function parseYaml(text: string, file: string): { value: unknown; where: (p: PropertyKey[]) => string } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  // merge: `<<: *anchor` merge keys, which faas-cli's YAML reader (go-yaml) takes too.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const pos = lines.linePos(e.pos[0]);

@@ -57,6 +57,32 @@ describe('the project\'s stack.yml', () => {
     expect(stackFunction(await parseStackFile(text, 's.yml', { TAG: '0.2.0', M: 'digits-8x8' }), 'f')).toMatchObject({ image: 'pifaas/f:0.2.0', environment: { PIFAAS_MODEL: 'digits-8x8' } });
     expect(expandEnv('a ${X} b ${Y:-dflt} c ${Z:-}', { X: '1' })).toBe('a 1 b dflt c ');
   });
+
+  it('keeps $$ as a literal $, so $${VAR} reaches the function as ${VAR} (drone/envsubst, which faas-cli uses)', async () => {
+    expect(expandEnv('$${X} and ${X}, pa$$word, $X', { X: '1' })).toBe('${X} and 1, pa$word, $X');
+    const text = 'provider: {name: openfaas}\nfunctions:\n  f:\n    image: pifaas/f:1\n    environment: {TEMPLATE: "$${HOME}/models"}\n';
+    expect(stackFunction(await parseStackFile(text, 's.yml', { HOME: '/root' }), 'f').environment.TEMPLATE).toBe('${HOME}/models');
+  });
+
+  it('takes YAML merge keys (<<: *anchor), as faas-cli does', async () => {
+    const text = [
+      'provider: {name: openfaas}',
+      'functions:',
+      '  fn-a:',
+      '    image: pifaas/a:1',
+      '    environment: &common',
+      '      write_timeout: 30s',
+      '      max_inflight: "4"',
+      '  fn-b:',
+      '    image: pifaas/b:1',
+      '    environment:',
+      '      <<: *common',
+      '      max_inflight: "8"',
+    ].join('\n');
+    const stack = await parseStackFile(text, 's.yml', {});
+    expect(stackFunction(stack, 'fn-b').environment).toEqual({ write_timeout: '30s', max_inflight: '8' });
+    expect(stackFunction(stack, 'fn-a').environment).toEqual({ write_timeout: '30s', max_inflight: '4' });
+  });
 });
 
 describe('stack file errors name the file, line and column', () => {
