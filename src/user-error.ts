@@ -9,7 +9,7 @@ export class UserError extends Error {
     message: string,
     /** What the user can do next, printed as "hint: ..." under the message. */
     readonly hint?: string,
-    /** Process exit code; 2 is reserved for usage errors (commander's own). */
+    /** Process exit code: 1, as for commander's own usage errors, unless a command documents another. */
     readonly exitCode = 1,
     options?: ErrorOptions,
   ) {

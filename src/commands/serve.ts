@@ -17,7 +17,7 @@ interface ServeFlags {
 
 function configFor(name: string, flags: ServeFlags): FunctionConfig {
   if (!isFunctionName(name)) {
-    throw new UserError(`unknown function "${name}"`, `pifaas serve runs ${FUNCTION_NAMES.join(' or ')}`, 2);
+    throw new UserError(`unknown function "${name}"`, `pifaas serve runs ${FUNCTION_NAMES.join(' or ')}`);
   }
   const env: NodeJS.ProcessEnv = { ...process.env, PIFAAS_FUNCTION: name };
   if (flags.port !== undefined) env.port = flags.port;

@@ -454,7 +454,7 @@ describe('pifaas serve', () => {
 
   it('a wrong function or a model of the wrong kind is a clear error', async () => {
     const wrong = await runCli(['serve', 'faas-cats']);
-    expect(wrong.code).toBe(2);
+    expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/error: unknown function "faas-cats"\nhint: pifaas serve runs faas-resnet or faas-digits/);
     const badModel = await runCli(['serve', 'faas-digits', '--port', '0', '--model', 'resnet50-v2-7']);
     expect(badModel.code).toBe(1);
