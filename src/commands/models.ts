@@ -44,7 +44,7 @@ function listCommand(): Command {
           bytes: m.bytes,
           sha256: m.sha256,
           license: m.license,
-          status: loc ? loc.where : 'remote',
+          status: loc ? (loc.where === 'cache' ? 'cached' : 'bundled') : 'remote',
           path: loc?.path ?? null,
           functions,
           source: m.source.url,

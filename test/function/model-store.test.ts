@@ -176,7 +176,7 @@ describe('pifaas models (CLI)', () => {
     const list = await runCli(['models', 'list', '--json'], env);
     expect(list.code).toBe(0);
     const models = (JSON.parse(list.stdout) as { models: Array<{ id: string; status: string }> }).models;
-    expect(models.find((m) => m.id === REMOTE_ID)?.status).toBe('cache');
+    expect(models.find((m) => m.id === REMOTE_ID)?.status).toBe('cached');
     expect(models.find((m) => m.id === 'resnet50-v2-7')?.status).toBe('remote');
     expect(models.find((m) => m.id === 'mobilenetv2-12-int8')?.status).toBe('bundled');
     const table = await runCli(['models', 'list'], env);
