@@ -23,6 +23,7 @@ interface DeployFlags {
   inventory?: string;
   dockerHost?: string;
   acceptNewHostKeys?: boolean;
+  sshConfig?: string;
   timeout: string;
   data?: string;
   contentType?: string;
@@ -55,6 +56,7 @@ export function deployCommand(): Command {
     .option('-i, --inventory <file>', 'the swarm\'s inventory: its manager\'s gateway, and the swarm\'s task errors when a function does not start')
     .option('--docker-host <url>', 'a manager\'s Docker socket (unix:///var/run/docker.sock) for task errors, when run on the manager')
     .option('--accept-new-host-keys', 'record SSH host keys of hosts seen for the first time')
+    .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
     .option('--timeout <seconds>', 'how long to wait for an available replica', '180')
     .option('--data <file>', 'call the function once with this file (default: GET /function/NAME/_/health)')
     .option('--content-type <type>', 'content type of --data', 'application/octet-stream')
@@ -69,7 +71,7 @@ export function deployCommand(): Command {
         throw new UserError(`cannot read --data ${flags.data}: ${e.message}`, 'give the path of a file to send, e.g. --data tiger.jpg');
       }) : undefined;
       const client = await gatewayFromFlags(flags, stack);
-      const manager = await openManagerDocker({ inventory: flags.inventory, dockerHost: flags.dockerHost ?? process.env.DOCKER_HOST, acceptNewHostKeys: flags.acceptNewHostKeys }).catch((e: unknown) => {
+      const manager = await openManagerDocker({ inventory: flags.inventory, dockerHost: flags.dockerHost ?? process.env.DOCKER_HOST, acceptNewHostKeys: flags.acceptNewHostKeys, sshConfigFile: flags.sshConfig }).catch((e: unknown) => {
         // Task errors are a bonus: without the manager pifaas still deploys through the gateway.
         if (flags.inventory || flags.dockerHost) throw e;
         return undefined;

@@ -20,6 +20,7 @@ interface InstallFlags {
   gatewayHost?: string;
   resetPassword?: boolean;
   acceptNewHostKeys?: boolean;
+  sshConfig?: string;
   wait: boolean;
   waitTimeout: string;
   json?: boolean;
@@ -50,9 +51,10 @@ export function openfaasCommand(): Command {
     .option('--docker-host <url>', 'instead of an inventory: the manager\'s own Docker socket (unix:///var/run/docker.sock), when run on the manager')
     .addOption(new Option('--publish <mode>', 'how the gateway port is published (default: pifaas_openfaas_publish, else ingress)').choices(['ingress', 'host']))
     .option('--port <port>', 'gateway port (default: pifaas_openfaas_gateway_port, else 8080)')
-    .option('--gateway-host <host>', 'address users reach the gateway at (default: the manager\'s inventory address)')
+    .option('--gateway-host <host>', 'address users reach the gateway at (default: the manager\'s inventory address, after the SSH config)')
     .option('--reset-password', 'give the swarm a new gateway password (re-creates the services that read it)')
     .option('--accept-new-host-keys', 'record SSH host keys of hosts seen for the first time')
+    .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
     .option('--no-wait', 'do not wait for the gateway to answer')
     .option('--wait-timeout <seconds>', 'how long to wait for the gateway (images are pulled on first install)', '600')
     .option('--json', 'print the result as JSON')
@@ -70,7 +72,7 @@ export function openfaasCommand(): Command {
           {
             title: inventory ? `connect to the manager of ${inventory}` : `connect to ${flags.dockerHost}`,
             task: async (ctx: { manager?: Awaited<ReturnType<typeof openManagerDocker>> }, task: { title: string }) => {
-              ctx.manager = await openManagerDocker({ inventory, dockerHost: flags.dockerHost, acceptNewHostKeys: flags.acceptNewHostKeys });
+              ctx.manager = await openManagerDocker({ inventory, dockerHost: flags.dockerHost, acceptNewHostKeys: flags.acceptNewHostKeys, sshConfigFile: flags.sshConfig });
               task.title = `connected to ${ctx.manager!.description}`;
             },
           },

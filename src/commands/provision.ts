@@ -22,7 +22,7 @@ interface ProvisionFlags extends SshFlags {
 function humanSummary(r: ProvisionResult): string {
   const rows = r.nodes.map((n) => [n.name, n.role, n.status, n.status === 'failed' ? (n.error?.message.split('\n')[0] ?? '') : n.changes.join('; ') || '-']);
   const lines = [formatTable(['NODE', 'ROLE', 'STATUS', 'DETAIL'], rows)];
-  for (const c of r.clusterSteps) lines.push(`${c.title}: ${c.status}${c.detail ? ` (${c.detail})` : ''}${c.error ? ` - ${c.error.message}` : ''}`);
+  for (const c of r.clusterSteps) lines.push(`${c.title}: ${c.status}${c.detail ? ` (${c.detail})` : ''}`);
   if (r.swarm.strangers.length) {
     lines.push(
       `swarm nodes not in the inventory: ${r.swarm.strangers.map((s) => `${s.hostname || s.id} (${s.state}${s.removed ? ', removed' : ''})`).join(', ')}${
@@ -33,6 +33,7 @@ function humanSummary(r: ProvisionResult): string {
   for (const n of r.nodes) for (const w of n.warnings) lines.push(`warning: ${w}`);
   if (r.swarm.error) lines.push(`error: swarm: ${r.swarm.error.message}${r.swarm.error.hint ? `\nhint: ${r.swarm.error.hint}` : ''}`);
   for (const n of r.nodes.filter((x) => x.error)) lines.push(`error: ${n.error?.message}${n.error?.hint ? `\nhint: ${n.error.hint}` : ''}`);
+  for (const c of r.clusterSteps.filter((x) => x.error)) lines.push(`error: ${c.title}: ${c.error?.message}${c.error?.hint ? `\nhint: ${c.error.hint}` : ''}`);
   lines.push(r.ok ? `swarm ${r.swarm.clusterId?.slice(0, 12) ?? ''} ready: ${r.nodes.length} node(s) provisioned` : 'provisioning finished with errors; fix them and re-run (finished steps are skipped)');
   return lines.join('\n');
 }

@@ -15,6 +15,8 @@ export interface GatewayFlags {
   /** -f: the stack file (its provider.gateway counts); stack.yml in the current folder by default. */
   yaml?: string;
   inventory?: string;
+  /** --ssh-config: resolves an inventory that names its hosts by SSH config aliases. */
+  sshConfig?: string;
 }
 
 /** The stack file named by -f, or ./stack.yml when it exists (undefined otherwise). */
@@ -29,6 +31,6 @@ export async function optionalStackFile(yaml: string | undefined, env: NodeJS.Pr
 }
 
 export async function gatewayFromFlags(flags: GatewayFlags, stack?: StackFile, env: NodeJS.ProcessEnv = process.env): Promise<GatewayClient> {
-  const inventoryGateway = flags.inventory ? inventoryGatewayUrl(await loadInventory(flags.inventory)) : undefined;
+  const inventoryGateway = flags.inventory ? inventoryGatewayUrl(await loadInventory(flags.inventory), flags.sshConfig) : undefined;
   return connectGateway({ flag: flags.gateway, stackGateway: stack?.provider.gateway, inventoryGateway, env });
 }

@@ -27,6 +27,8 @@ export interface ManagerDockerOptions {
   /** unix:///path/docker.sock or tcp://host:port (the manager's own Docker, e.g. when run on it). */
   dockerHost?: string;
   acceptNewHostKeys?: boolean;
+  /** OpenSSH client config to read (default ~/.ssh/config). */
+  sshConfigFile?: string;
 }
 
 /** A dockerode client from a DOCKER_HOST-style URL; ssh:// is refused (use an inventory: host keys are checked there). */
@@ -47,10 +49,14 @@ export function firstManager(inv: Inventory): InventoryHost {
   return m;
 }
 
-/** Gateway URL of a swarm described by an inventory: the manager's address and the gateway port. */
-export function inventoryGatewayUrl(inv: Inventory): string {
+/**
+ * Gateway URL of a swarm described by an inventory: the manager's address and the gateway port. An
+ * inventory may name its hosts by their SSH config aliases (Host pi1 / HostName 192.168.1.11), as
+ * Ansible allows: the URL then takes the HostName SSH connects to.
+ */
+export function inventoryGatewayUrl(inv: Inventory, sshConfigFile?: string): string {
   const port = inv.settings.openfaas_gateway_port ?? OPENFAAS_SWARM_RELEASE.defaultGatewayPort;
-  return `http://${firstManager(inv).address}:${port}`;
+  return `http://${new InventoryConnector(inv, { sshConfigFile }).targetFor(firstManager(inv)).hostname}:${port}`;
 }
 
 export async function openManagerDocker(opts: ManagerDockerOptions): Promise<ManagerDocker | undefined> {
@@ -61,11 +67,15 @@ export async function openManagerDocker(opts: ManagerDockerOptions): Promise<Man
   if (!opts.inventory) return undefined;
   const inv = await loadInventory(opts.inventory);
   const manager = firstManager(inv);
-  const connector = new InventoryConnector(inv, { acceptNewHostKeys: opts.acceptNewHostKeys, askHostKeys: Boolean(process.stdin.isTTY && process.stderr.isTTY) });
+  const connector = new InventoryConnector(inv, {
+    acceptNewHostKeys: opts.acceptNewHostKeys,
+    askHostKeys: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    sshConfigFile: opts.sshConfigFile,
+  });
   const operator: Operator = await connector.connect(manager);
   return {
     docker: dockerFor(operator),
-    gatewayHost: manager.address,
+    gatewayHost: connector.targetFor(manager).hostname,
     description: `${manager.name} (${manager.address})`,
     settings: { publish: inv.settings.openfaas_publish, gatewayPort: inv.settings.openfaas_gateway_port },
     close: () => operator.close(),

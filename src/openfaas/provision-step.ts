@@ -11,7 +11,7 @@ export function openfaasClusterStep(): ClusterStep {
       const s = ctx.inventory.settings;
       const outcome = await installOpenFaaSOnSwarm({
         docker: ctx.leader.docker,
-        gatewayHost: ctx.leader.host.address,
+        gatewayHost: ctx.hostAddress(ctx.leader.host),
         publish: s.openfaas_publish,
         gatewayPort: s.openfaas_gateway_port,
         onStep: (m) => ctx.report(m),
@@ -19,7 +19,9 @@ export function openfaasClusterStep(): ClusterStep {
       const changed = outcome.changes.filter((c) => c.action !== 'unchanged');
       return {
         changed: changed.length > 0,
-        detail: `gateway ${outcome.gatewayUrl}, ${outcome.services.length} services (${changed.length ? changed.map((c) => `${c.name} ${c.action}`).join(', ') : 'all unchanged'}); credentials in ${outcome.credentialsFile}`,
+        detail:
+          `gateway ${outcome.gatewayUrl}, ${outcome.services.length} services (${changed.length ? changed.map((c) => `${c.name} ${c.action}`).join(', ') : 'all unchanged'}); credentials in ${outcome.credentialsFile}; ` +
+          `not waited for (the nodes pull the images, minutes on a Pi): \`pifaas openfaas install ${ctx.inventory.file}\` waits for the gateway and names any service that cannot start`,
       };
     },
   };

@@ -224,7 +224,7 @@ async function ensureSecrets(docker: Dockerode, desired: DesiredStack, opts: Ins
     if (!opts.resetPassword) {
       throw new UserError(
         'the swarm already has an OpenFaaS password, and this machine has no copy of it',
-        'copy ~/.openfaas/config.yml from the machine that installed OpenFaaS, or run the install again with --reset-password (a new password; the gateway, providers and queue worker are re-created)',
+        'copy ~/.openfaas/config.yml from the machine that installed OpenFaaS, or give the swarm a new password with `pifaas openfaas install INVENTORY --reset-password` (the gateway, providers and queue worker are re-created)',
       );
     }
     // Secrets in use cannot be removed: take down the services that read them first.

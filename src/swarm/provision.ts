@@ -33,6 +33,8 @@ export interface ClusterContext {
   members: SwarmMember[];
   /** Progress line for this step. */
   report(message: string): void;
+  /** Where this machine reaches a host: its inventory address after the SSH config (HostName of an alias). */
+  hostAddress(host: InventoryHost): string;
 }
 
 /** An extra provisioning step after the swarm (e.g. the OpenFaaS stack). Must be idempotent. */
@@ -442,7 +444,7 @@ export async function provision(inventory: Inventory, options: ProvisionOptions)
               throw new UserError(`${step.title}: skipped, the swarm was not formed`);
             }
             try {
-              const r = await step.run({ inventory, leader, members, report: (m) => (task.output = m) });
+              const r = await step.run({ inventory, leader, members, report: (m) => (task.output = m), hostAddress: (h) => options.connector.targetFor(h).hostname });
               result.clusterSteps.push({ title: step.title, status: r.changed ? 'changed' : 'unchanged', detail: r.detail });
               if (r.detail) task.title = `${step.title}: ${r.detail}`;
             } catch (e) {

@@ -1,11 +1,11 @@
 // OpenFaaS on a real multi-node lab swarm (nodes in network namespaces with sshd and dockerd), put
 // there by `pifaas provision`'s OpenFaaS step and by `pifaas openfaas install INVENTORY`, both through
 // the Docker socket forwarded over SSH. The lab has no IPVS: the gateway is published in host mode.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { loadInventory } from '../../src/inventory/inventory.js';
 import { labDown, labNodeExec, labUp, type Lab } from '../../src/lab/lab.js';
 import { openfaasClusterStep } from '../../src/openfaas/provision-step.js';
@@ -59,6 +59,8 @@ describe('OpenFaaS on a 2-node lab swarm', () => {
     expect(result.clusterSteps).toHaveLength(1);
     expect(result.clusterSteps[0]).toMatchObject({ title: 'OpenFaaS stack', status: 'changed' });
     expect(result.clusterSteps[0]!.detail).toMatch(new RegExp(`^gateway http://${lab.nodes[0]!.address.replace(/\./g, '\\.')}:8080, 7 services`));
+    // Provision does not wait for the images: it says so, and what waits for them.
+    expect(result.clusterSteps[0]!.detail).toContain(`not waited for (the nodes pull the images, minutes on a Pi): \`pifaas openfaas install ${inventoryFile}\` waits for the gateway`);
 
     const services = (await onManager("docker stack services func --format '{{.Name}} {{.Image}}'")).split('\n').sort();
     expect(services).toEqual([
@@ -83,6 +85,14 @@ describe('OpenFaaS on a 2-node lab swarm', () => {
 
     const cfg = parse(await readFile(path.join(dir, 'openfaas', 'config.yml'), 'utf8'));
     expect(cfg.auths.map((a: { gateway: string }) => a.gateway)).toEqual([`http://${lab.nodes[0]!.address}:8080`]);
+
+    // Provision again from a machine without the gateway's password: the step's error and what to do.
+    const elsewhere = await runCli(['provision', inventoryFile], { env: { OPENFAAS_CONFIG: path.join(dir, 'elsewhere') }, spawn: true, timeoutMs: 180_000 });
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stdout).toContain(
+      'error: OpenFaaS stack: the swarm already has an OpenFaaS password, and this machine has no copy of it\n' +
+        'hint: copy ~/.openfaas/config.yml from the machine that installed OpenFaaS, or give the swarm a new password with `pifaas openfaas install INVENTORY --reset-password`',
+    );
   });
 
   it('is left unchanged by `pifaas openfaas install INVENTORY` (over SSH), which then explains why nothing starts', async () => {
@@ -93,6 +103,19 @@ describe('OpenFaaS on a 2-node lab swarm', () => {
     expect(out.changes.filter((c: { action: string }) => c.action !== 'unchanged')).toEqual([]);
     expect(out.gatewayUrl).toBe(`http://${lab.nodes[0]!.address}:8080`);
     expect(out.publish).toBe('host');
+
+    // The same swarm through an inventory that names its manager by an SSH config alias (as Ansible
+    // allows), with --ssh-config: reached over SSH, and the gateway URL is the alias's HostName.
+    const sshConfig = path.join(dir, 'alias_ssh_config');
+    await writeFile(sshConfig, `Host t4-manager\n  HostName ${lab.nodes[0]!.address}\n`);
+    const doc = parse(await readFile(inventoryFile, 'utf8'));
+    doc.all.children.managers.hosts = { 't4-manager': {} };
+    const aliased = path.join(dir, 'inventory-alias.yaml');
+    await writeFile(aliased, stringify(doc), { mode: 0o600 });
+    const viaAlias = await runCli(['openfaas', 'install', aliased, '--ssh-config', sshConfig, '--no-wait', '--json'], { env, timeoutMs: 180_000 });
+    expect(viaAlias.stderr).toBe('');
+    expect(JSON.parse(viaAlias.stdout)).toMatchObject({ gatewayUrl: `http://${lab.nodes[0]!.address}:8080` });
+    expect(JSON.parse(viaAlias.stdout).changes.filter((c: { action: string }) => c.action !== 'unchanged')).toEqual([]);
 
     // No registry is reachable from the lab: the wait ends early, naming the node and the image of
     // every core service that cannot start - also one whose task is still on its way (as the gateway's

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -62,6 +62,18 @@ describe('pifaas deploy / ls / invoke / logs / rm against a swarm gateway', () =
     expect(r.stdout).toMatch(/^FUNCTION\s+INVOCATIONS\s+READY\s+IMAGE\nfaas-digits\s+2\s+1\/1\s+pifaas\/faas-digits:\S+\n$/);
     const j = await runCli(['ls', '--json'], { env });
     expect(JSON.parse(j.stdout)).toMatchObject({ provider: 'faas-swarm', functions: [{ name: 'faas-digits', invocations: 2, replicas: 1, availableReplicas: 1 }] });
+  });
+
+  it('finds the gateway of an inventory that names its manager by an SSH config alias (-i): the alias\'s HostName', async () => {
+    const home = path.join(dir, 'alias-home');
+    await mkdir(path.join(home, '.ssh'), { recursive: true });
+    await writeFile(path.join(home, '.ssh', 'config'), 'Host gw-alias\n  HostName 127.0.0.1\n');
+    const inventory = path.join(dir, 'alias-inventory.yaml');
+    const port = new URL(gw.url).port;
+    await writeFile(inventory, `all:\n  vars:\n    pifaas_openfaas_gateway_port: ${port}\n  children:\n    managers:\n      hosts:\n        gw-alias: {}\n`);
+    const r = await runCli(['ls', '-i', inventory, '--json'], { env: { OPENFAAS_CONFIG: env.OPENFAAS_CONFIG, HOME: home } });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ gateway: `http://127.0.0.1:${port}`, provider: 'faas-swarm' });
   });
 
   it('invokes with stdin and writes the answer to stdout byte for byte; a missing function exits 1', async () => {
