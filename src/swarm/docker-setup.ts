@@ -62,8 +62,11 @@ export async function dockerRunning(op: Operator): Promise<boolean> {
   return r.code === 0;
 }
 
-/** Starts dockerd and enables it at boot (systemctl where systemd runs, else service + update-rc.d). */
-export async function enableAndStartDocker(op: Operator, facts: NodeFacts): Promise<string[]> {
+/**
+ * Starts dockerd and enables it at boot (systemctl where systemd runs, else service + update-rc.d).
+ * `running`: whether dockerd runs, when the caller already asked (dockerRunning()).
+ */
+export async function enableAndStartDocker(op: Operator, facts: NodeFacts, running?: boolean): Promise<string[]> {
   const changes: string[] = [];
   if (facts.systemd) {
     const enabled = await op.run('systemctl is-enabled docker', { check: false });
@@ -80,7 +83,7 @@ export async function enableAndStartDocker(op: Operator, facts: NodeFacts): Prom
   }
   // The facts saw a dockerd process: running. Otherwise ask the daemon itself before starting it (the
   // pid file may live elsewhere, or /proc hide other users' processes).
-  if (!facts.dockerdRunning && !(await dockerRunning(op))) {
+  if (!(running ?? (facts.dockerdRunning || (await dockerRunning(op))))) {
     await op.run(facts.systemd ? 'systemctl start docker' : 'service docker start', { sudo: true, timeoutMs: 120_000 });
     await waitForDocker(op);
     changes.push('started dockerd');

@@ -235,7 +235,11 @@ function nodeSteps(n: NodeState, options: ProvisionOptions): ListrTask[] {
           n.facts = await gatherFacts(op());
           summary.facts = n.facts;
         }
-        const changes = await enableAndStartDocker(op(), n.facts as NodeFacts);
+        // A dockerd about to be started gets daemon.json first, as a fresh install does: no restart to apply it.
+        const installed = n.facts as NodeFacts;
+        const running = installed.dockerdRunning || (await dockerRunning(op()));
+        if (!running && (await ensureDaemonConfig(op(), installed))) summary.changes.push('wrote /etc/docker/daemon.json before starting dockerd');
+        const changes = await enableAndStartDocker(op(), installed, running);
         summary.changes.push(...changes);
         t.title = `Docker Engine ${n.facts?.dockerVersion ?? ''}${changes.length ? ` (${changes.join(', ')})` : ''}`.trim();
       },
