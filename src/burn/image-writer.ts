@@ -4,10 +4,12 @@
 // reports progress per phase, so the CLI can show bars and the bench can time each phase.
 // An image-file target is an ImageFile (image-file.ts): etcher-sdk's File with pooled 4 MiB reads
 // and a write phase that ends when the data is on disk.
+import { Readable } from 'node:stream';
 import { sourceDestination, multiWrite } from 'etcher-sdk';
 import type { Drive } from 'drivelist';
 import { UserError } from '../user-error.js';
 import { IMAGE_NUM_BUFFERS, ImageFile } from './image-file.js';
+import { PipeGuard } from './pipe-guard.js';
 
 export type WritePhase = 'decompressing' | 'flashing' | 'verifying';
 
@@ -79,7 +81,11 @@ async function openImage(image: string, { pooled = false } = {}): Promise<Opened
     if (e instanceof UserError) throw e;
     const msg = (e as Error).message;
     if (isUrl(image)) {
-      const status = (e as { response?: { status?: number } }).response?.status;
+      const response = (e as { response?: { status?: number; data?: unknown } }).response;
+      // etcher-sdk retries a refused HEAD as a streamed GET and leaves that answer's body unread: its
+      // connection stays busy (and the process running) until the server drops it, a minute for some.
+      if (response?.data instanceof Readable) response.data.destroy();
+      const status = response?.status;
       throw new UserError(
         `cannot download image ${image}: ${status ? `the server answered HTTP ${status}` : msg}`,
         status ? 'check the URL given to --image' : 'check the URL and this machine\'s network, or download the image first and pass the file',
@@ -110,6 +116,11 @@ export async function writeImage(image: string, target: Target, opts: WriteOptio
   const opened = await openImage(image, { pooled: imageFileTarget !== undefined });
   const source = opened.source;
   const failures: string[] = [];
+  // Streams etcher-sdk leaves behind when the write fails would keep the process running.
+  const guard = new PipeGuard();
+  guard.watch(source);
+  guard.watch(destination);
+  let piped = false;
   const started = performance.now();
   let verifyStarted: number | undefined;
   let phase: WritePhase | undefined;
@@ -133,6 +144,7 @@ export async function writeImage(image: string, target: Target, opts: WriteOptio
         opts.onProgress?.({ phase: p.type, done: p.type === 'verifying' ? p.position : (p.bytesWritten ?? p.position), total: p.size });
       },
     });
+    piped = true;
   } catch (e) {
     const msg = (e as Error).message;
     if (isUrl(image) && isBrokenTransfer(e)) {
@@ -145,6 +157,7 @@ export async function writeImage(image: string, target: Target, opts: WriteOptio
         : 'check the card and the reader; try another card if it happens again',
     );
   } finally {
+    if (!piped || failures.length) guard.release();
     // etcher-sdk closes both only when the pipe completes; on a failure the card must not stay open either.
     await Promise.all([opened.close(), destination.close()].map((closing) => closing.catch(() => undefined)));
   }

@@ -4,8 +4,9 @@
 // nothing else on the partitions changed, that no secret is on the card in plain text, and that
 // a second burn gives the same card. Also: a flipped byte fails verification; a truncated .xz or
 // .gz, a download that breaks off, a URL that is missing or unreachable and an unknown image are
-// refused with their own words; and no image or card file is left open, written or refused.
-import { execFileSync } from 'node:child_process';
+// refused with their own words; no image or card file is left open, written or refused; and the
+// pifaas process (run as a user runs it) exits once it has said so.
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -435,6 +436,40 @@ describe('sources, verification and refusals', () => {
     }
   });
 
+  it('the pifaas process exits with the error when a download breaks off (also under a .xz) or answers 404', async () => {
+    const src = images.trixie as string;
+    execFileSync('xz', ['-k', '-T0', '-1', '-f', src]);
+    // The whole .xz is one read (after its index): it breaks off after half of it.
+    for (const [body, name, breakOff] of [
+      [readFileSync(src), 'trixie.img', true],
+      [readFileSync(`${src}.xz`), 'trixie.img.xz', 1024],
+    ] as const) {
+      const server = await serveImage(body, { breakOff });
+      try {
+        const r = await runBurn(['--image', `${server.url}/${name}`, '--output', path.join(dir, 'cli-broken-off')]);
+        expect(r.stderr).toContain(`error: writing ${server.url}/${name} failed: the download broke off (aborted)\nhint: run the same command again`);
+        expect(r.code, `exit after ${r.stderr}`).toBe(1);
+        expect(r.exitedAfterError).toBeLessThan(3);
+      } finally {
+        await server.close();
+      }
+    }
+    // A server that keeps connections open for a minute, as many do: its 404 page is not read.
+    const server = createServer((_req, res) => res.writeHead(404).end('not found'));
+    server.keepAliveTimeout = 60_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/gone.img`;
+    try {
+      const r = await runBurn(['--image', url, '--output', path.join(dir, 'cli-404')]);
+      expect(r.stderr).toContain(`error: cannot download image ${url}: the server answered HTTP 404\n`);
+      expect(r.code).toBe(1);
+      expect(r.exitedAfterError).toBeLessThan(3);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('refuses an image with no known first-boot mechanism, saying what it found', async () => {
     const err = await burn(options({ image: images.unknown as string, outputDir: path.join(dir, 'unknown') })).catch((e) => e);
     expect(err).toBeInstanceOf(UserError);
@@ -456,11 +491,38 @@ describe('sources, verification and refusals', () => {
 });
 
 /**
- * Serves `body` at any path, with range requests, as a download site does. `breakOff`: a download
- * that stops half-way: short reads (the partition table) are answered, reads of 1 MiB or more end
- * after half of their bytes.
+ * Runs `pifaas burn` for pi1 as a user does: the real CLI (from source) in its own process. A process
+ * still running 10 s after it printed its error is killed; `exitedAfterError` is how long it ran on.
  */
-async function serveImage(body: Buffer, opts: { breakOff?: boolean } = {}): Promise<{ url: string; close(): Promise<void> }> {
+async function runBurn(args: string[]): Promise<{ code: number | null; stderr: string; exitedAfterError?: number }> {
+  const repo = path.resolve(import.meta.dirname, '../..');
+  const child = spawn(process.execPath, ['--import', path.join(repo, 'node_modules/tsx/dist/loader.mjs'), path.join(repo, 'test/burn/run-cli.ts'), 'burn', inventory, '--host', 'pi1', '-q', ...args], {
+    cwd: dir,
+    env: { ...process.env, PIFAAS_USER_PASSWORD: PASSWORD, PIFAAS_WIFI_PASSWORD: WIFI_PASS },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  let errorAt: number | undefined;
+  let killer = setTimeout(() => child.kill('SIGKILL'), 50_000);
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (errorAt === undefined && stderr.includes('error: ')) {
+      errorAt = performance.now();
+      clearTimeout(killer);
+      killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(killer);
+  return { code, stderr, exitedAfterError: errorAt === undefined ? undefined : (performance.now() - errorAt) / 1000 };
+}
+
+/**
+ * Serves `body` at any path, with range requests, as a download site does. `breakOff`: a download
+ * that stops half-way: short reads (the partition table) are answered, reads of 1 MiB (or of
+ * `breakOff` bytes) or more end after half of their bytes.
+ */
+async function serveImage(body: Buffer, opts: { breakOff?: boolean | number } = {}): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const start = range ? Number(range[1]) : 0;
@@ -470,7 +532,7 @@ async function serveImage(body: Buffer, opts: { breakOff?: boolean } = {}): Prom
     if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${body.length}` });
     else res.writeHead(200, headers);
     if (req.method === 'HEAD') res.end();
-    else if (opts.breakOff && part.length >= 1024 ** 2) res.write(part.subarray(0, part.length >> 1), () => res.destroy());
+    else if (opts.breakOff && part.length >= (opts.breakOff === true ? 1024 ** 2 : opts.breakOff)) res.write(part.subarray(0, part.length >> 1), () => res.destroy());
     else res.end(part);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
