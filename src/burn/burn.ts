@@ -1,7 +1,8 @@
 // Why: `pifaas burn` as a sequence a user can trust: for each host of the inventory, pick the target
 // (a card in a drive, or an image file per host), check it is safe to write before opening it,
 // confirm, write and verify the image, write that host's first-boot configuration, read it back,
-// and tell the user to swap cards. An output file appears under its final name only when complete.
+// and tell the user to swap cards. An output file appears under its final name only when complete,
+// and a failed one is removed.
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../user-error.js';
@@ -98,8 +99,14 @@ export async function burn(opts: BurnOptions): Promise<HostBurnResult[]> {
       await rm(partial, { force: true });
       // The card image holds the password hash and the Wi-Fi key: only its owner may read it.
       await writeFile(partial, '', { mode: 0o600 });
-      written = await writeImage(opts.image, { kind: 'file', path: partial }, { verify: opts.verify, onProgress: (p) => opts.ui.progress(host.name, p) });
-      configured = await configureImage(partial, cfg, opts.format);
+      try {
+        written = await writeImage(opts.image, { kind: 'file', path: partial }, { verify: opts.verify, onProgress: (p) => opts.ui.progress(host.name, p) });
+        configured = await configureImage(partial, cfg, opts.format);
+      } catch (e) {
+        // Nothing can resume a half-written image (a run starts over), so a failed one is not kept.
+        await rm(partial, { force: true });
+        throw e;
+      }
       await rename(partial, target);
     } else {
       const device = opts.device as string;

@@ -470,6 +470,44 @@ describe('sources, verification and refusals', () => {
     }
   });
 
+  it('a failed pifaas burn --output leaves no pi1.img.partial behind, nor a stale one from an earlier run', async () => {
+    const src = images.bookworm as string;
+    execFileSync('xz', ['-k', '-T0', '-1', '-f', src]);
+    const cut = path.join(dir, 'cut-cli.img.xz');
+    copyFileSync(`${src}.xz`, cut);
+    truncateSync(cut, Math.floor(statSync(cut).size / 2));
+    const notFound = createServer((_req, res) => res.writeHead(404).end('not found'));
+    await new Promise<void>((r) => notFound.listen(0, '127.0.0.1', r));
+    const port = (notFound.address() as AddressInfo).port;
+    const brokenOff = await serveImage(readFileSync(images.trixie as string), { breakOff: true });
+    try {
+      const refused = createServer();
+      await new Promise<void>((r) => refused.listen(0, '127.0.0.1', r));
+      const refusedPort = (refused.address() as AddressInfo).port;
+      await new Promise((r) => refused.close(r));
+      for (const [name, image, said] of [
+        ['missing', path.join(dir, 'nowhere.img.xz'), 'does not exist'],
+        ['truncated-xz', cut, 'cut-cli.img.xz'],
+        ['404', `http://127.0.0.1:${port}/gone.img`, 'the server answered HTTP 404'],
+        ['refused', `http://127.0.0.1:${refusedPort}/x.img`, 'ECONNREFUSED'],
+        ['broken-off', `${brokenOff.url}/trixie.img`, 'the download broke off'],
+      ] as const) {
+        const out = path.join(dir, `failed-${name}`);
+        // What a run that was killed half-way leaves: the next run must not leave it either.
+        mkdirSync(out, { recursive: true });
+        writeFileSync(path.join(out, 'pi1.img.partial'), 'stale');
+        const r = await runBurn(['--image', image, '--output', out]);
+        expect(r.code, name).toBe(1);
+        expect(r.stderr, name).toContain(said);
+        expect(readdirNames(out), name).toEqual([]);
+      }
+    } finally {
+      await brokenOff.close();
+      notFound.closeAllConnections();
+      await new Promise((r) => notFound.close(r));
+    }
+  }, 120_000);
+
   it('refuses an image with no known first-boot mechanism, saying what it found', async () => {
     const err = await burn(options({ image: images.unknown as string, outputDir: path.join(dir, 'unknown') })).catch((e) => e);
     expect(err).toBeInstanceOf(UserError);
