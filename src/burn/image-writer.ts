@@ -59,6 +59,12 @@ async function openImage(image: string, { pooled = false } = {}): Promise<Opened
   try {
     await outer.open();
     const inner = await outer.getInnerSource();
+    // etcher-sdk goes by the content: a .xz file that does not start as one would be written as it
+    // is. (Not for a URL: a server may send a .gz with Content-Encoding: gzip, which is undone.)
+    const archive = /\.(xz|gz|bz2|zip)$/i.exec(image)?.[1]?.toLowerCase();
+    if (inner === outer && archive && !isUrl(image)) {
+      throw new UserError(`${image} is not what its name says: it does not start as a .${archive} file does`, 'is it the image you meant? download it again and check its SHA-256');
+    }
     const meta = await inner.getMetadata();
     if (meta.size !== undefined && meta.size % 512 !== 0) {
       // A compressed image states its content's size in its own header or trailer (gzip's last 4 bytes).
@@ -80,6 +86,13 @@ async function openImage(image: string, { pooled = false } = {}): Promise<Opened
     await outer.close().catch(() => undefined);
     if (e instanceof UserError) throw e;
     const msg = (e as Error).message;
+    // liblzma reads a file only after etcher-sdk found it starts as an .xz (it goes by the content).
+    // xz keeps its index, which gives the image's size, at its end: liblzma says "File format not
+    // recognized" when the end is no xz ending (cut off, or followed by other bytes) and "Data is
+    // corrupt" when it is damaged.
+    if (/^LZMA_/.test((e as Error).name)) {
+      throw new UserError(`${image} is truncated or damaged: it starts as an .xz file, but its end (the index of what it holds) is missing or damaged`, 'download it again and check its SHA-256');
+    }
     if (isUrl(image)) {
       const response = (e as { response?: { status?: number; data?: unknown } }).response;
       // etcher-sdk retries a refused HEAD as a streamed GET and leaves that answer's body unread: its

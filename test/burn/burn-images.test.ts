@@ -7,6 +7,7 @@
 // refused with their own words; no image or card file is left open, written or refused; and the
 // pifaas process (run as a user runs it) exits once it has said so.
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -399,11 +400,25 @@ describe('sources, verification and refusals', () => {
     const outDir = path.join(dir, 'cut-out');
     const err = await burn(options({ image: cut, outputDir: outDir, hosts: ['pi1'] })).catch((e) => e);
     expect(err).toBeInstanceOf(UserError);
-    expect((err as UserError).message).toMatch(/cut\.img\.xz/);
-    expect((err as UserError).hint).toMatch(/download it again/);
+    // Not liblzma's "File format not recognized", which points at the wrong format.
+    expect((err as UserError).message).toBe(`${cut} is truncated or damaged: it starts as an .xz file, but its end (the index of what it holds) is missing or damaged`);
+    expect((err as UserError).hint).toBe('download it again and check its SHA-256');
     mkdirSync(outDir, { recursive: true });
     expect(readdirNames(outDir)).not.toContain('pi1.img');
     // Neither the image nor the card (here a file) is left open: a card could not be ejected.
+    expect(descriptorsUnder(dir)).toEqual([]);
+  });
+
+  it('refuses a file named .xz that is no xz at all, without calling it truncated', async () => {
+    // Random bytes of a disk image's size: etcher-sdk, which goes by the content, would write them.
+    const fake = path.join(dir, 'random.img.xz');
+    writeFileSync(fake, randomBytes(200 * 512));
+    const outDir = path.join(dir, 'random-out');
+    const err = await burn(options({ image: fake, outputDir: outDir, hosts: ['pi1'] })).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toBe(`${fake} is not what its name says: it does not start as a .xz file does`);
+    expect((err as UserError).hint).toBe('is it the image you meant? download it again and check its SHA-256');
+    expect(readdirNames(outDir)).toEqual([]);
     expect(descriptorsUnder(dir)).toEqual([]);
   });
 
