@@ -165,7 +165,8 @@ export async function writeImage(image: string, target: Target, opts: WriteOptio
     }
     throw new UserError(
       `writing ${image} failed: ${msg}`,
-      /xz|lzma|gzip|zlib|inflate|unexpected end|zip|corrupt/i.test(msg)
+      // zlib's own errors (Z_DATA_ERROR: "invalid stored block lengths", "incorrect data check") say nothing of gzip.
+      /xz|lzma|gzip|zlib|inflate|unexpected end|zip|corrupt/i.test(msg) || /^Z_/.test(String((e as { code?: unknown }).code))
         ? 'the image file looks damaged or truncated: download it again and check its SHA-256'
         : 'check the card and the reader; try another card if it happens again',
     );

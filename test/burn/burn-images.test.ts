@@ -7,7 +7,7 @@
 // refused with their own words; no image or card file is left open, written or refused; and the
 // pifaas process (run as a user runs it) exits once it has said so.
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -435,6 +435,21 @@ describe('sources, verification and refusals', () => {
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).message).toMatch(/cut\.img\.gz says its content is \d+ bytes, .*the archive looks truncated or damaged$/);
     expect((err as UserError).hint).toBe('download it again and check its SHA-256');
+    expect(descriptorsUnder(dir)).toEqual([]);
+  });
+
+  it('calls a .gz damaged in the middle damaged, not the card\'s fault', async () => {
+    const src = images.bookworm as string;
+    execFileSync('gzip', ['-k', '-1', '-f', src]);
+    const damaged = path.join(dir, 'damaged.img.gz');
+    const bytes = readFileSync(`${src}.gz`);
+    // The header and the size trailer stay; deflate data in the middle becomes noise.
+    randomFillSync(bytes, Math.floor(bytes.length / 2), 4096);
+    writeFileSync(damaged, bytes);
+    const err = await writeImage(damaged, { kind: 'file', path: path.join(dir, 'damaged-gz.img') }).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toMatch(/^writing .*damaged\.img\.gz failed: /);
+    expect((err as UserError).hint).toBe('the image file looks damaged or truncated: download it again and check its SHA-256');
     expect(descriptorsUnder(dir)).toEqual([]);
   });
 
