@@ -181,10 +181,18 @@ const REQUIRED_TOOLS: [string, string][] = [
   ['service', 'init-system-helpers'],
 ];
 
+/**
+ * Linux and root, or a UserError saying so: every lab command needs root (the labs' records under
+ * /var/lib/pifaas/labs are root's alone, and so are the nodes' namespaces and daemons).
+ */
+function checkLabRoot(why: string): void {
+  if (process.platform !== 'linux') throw new UserError('pifaas lab needs Linux (network and mount namespaces)', 'run it on a Linux machine or VM');
+  if (process.getuid?.() !== 0) throw new UserError(`pifaas lab must run as root (${why})`, 'run it with sudo');
+}
+
 /** Root on Linux with the packages the lab needs, or a UserError saying what to install. */
 export async function checkLabPrerequisites(): Promise<void> {
-  if (process.platform !== 'linux') throw new UserError('pifaas lab needs Linux (network and mount namespaces)', 'run it on a Linux machine or VM');
-  if (process.getuid?.() !== 0) throw new UserError('pifaas lab must run as root (it creates network namespaces, a bridge and daemons)', 'run it with sudo');
+  checkLabRoot('it creates network namespaces, a bridge and daemons');
   const missing: string[] = [];
   for (const [tool, pkg] of REQUIRED_TOOLS) {
     const r = await sh(`PATH="$PATH:/usr/sbin:/sbin" command -v ${tool}`, { check: false });
@@ -591,6 +599,7 @@ export async function writeLabInventory(lab: Lab, file: string, options: LabInve
  */
 export async function labDown(name: string = DEFAULT_LAB_NAME): Promise<LabDownResult> {
   if (!NAME_RE.test(name)) throw new UserError(`lab name "${name}" is not valid`, 'use the name given to `pifaas lab up --name`');
+  checkLabRoot("it stops the lab's daemons and removes its namespaces, bridge, iptables rules and files");
   const state = await readLabState(name);
   const all = await listProcesses();
   // Holders are found by name too, in case the lab's record was not written yet.

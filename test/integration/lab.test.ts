@@ -368,10 +368,17 @@ describe('pifaas lab', () => {
   });
 
   it('refuses clearly without root, and refuses a subnet another lab uses', async () => {
-    const r = await runCli(['lab', 'up', '--name', 't3n', '--subnet', '10.93.4.0/24'], { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], env: { HOME: '/tmp' } });
+    const asNobody = (args: string[]) => runCli(args, { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], env: { HOME: '/tmp' } });
+    const r = await asNobody(['lab', 'up', '--name', 't3n', '--subnet', '10.93.4.0/24']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('error: pifaas lab must run as root');
     expect(r.stderr).toContain('hint: run it with sudo');
+    // down says the same (not EACCES and a stack trace), and leaves the running lab alone.
+    const down = await asNobody(['lab', 'down', '--name', LAB]);
+    expect([down.code, down.stderr]).toEqual([1, expect.stringContaining("error: pifaas lab must run as root (it stops the lab's daemons")]);
+    expect(down.stderr).toContain('hint: run it with sudo');
+    expect(down.stderr).not.toMatch(/EACCES|this is a bug|\n\s+at /);
+    expect((await readLabState(LAB))?.nodes.length).toBe(3);
     await expect(labUp({ name: 't3o', nodes: 1, subnet: '10.93.1.0/25', dir })).rejects.toThrow('lab subnet 10.93.1.0/25 overlaps 10.93.1.0/24 of lab "t3l"');
   });
 });
