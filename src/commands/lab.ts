@@ -128,7 +128,7 @@ export function labCommand(): Command {
   });
   withExamples(down, 'sudo pifaas lab down', 'sudo pifaas lab down --name lab2');
 
-  const ls = new Command('ls').description('list the labs on this machine').option('--json', 'print as JSON');
+  const ls = new Command('ls').description('list the labs on this machine and whether their nodes run (root)').option('--json', 'print as JSON');
   ls.action(async (opts: { json?: boolean }) => {
     const labs = await listLabs();
     printResult(opts, labs, (list) =>
@@ -140,10 +140,10 @@ export function labCommand(): Command {
         : 'no labs (make one with: sudo pifaas lab up)',
     );
   });
-  withExamples(ls, 'pifaas lab ls');
+  withExamples(ls, 'sudo pifaas lab ls', 'sudo pifaas lab ls --json');
 
   cmd.addCommand(up);
   cmd.addCommand(down);
   cmd.addCommand(ls);
-  return withExamples(cmd, 'sudo pifaas lab up --nodes 3', 'pifaas lab ls', 'sudo pifaas lab down');
+  return withExamples(cmd, 'sudo pifaas lab up --nodes 3', 'sudo pifaas lab ls', 'sudo pifaas lab down');
 }

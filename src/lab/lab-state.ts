@@ -83,8 +83,10 @@ export async function listLabStates(): Promise<LabState[]> {
   let files: string[];
   try {
     files = await readdir(LAB_REGISTRY_DIR);
-  } catch {
-    return [];
+  } catch (e) {
+    // No labs were ever made here; any other error (no permission) is not "no labs".
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
   }
   const states: LabState[] = [];
   for (const f of files.filter((x) => x.endsWith('.json'))) {

@@ -266,6 +266,7 @@ export interface LabSummary {
 
 /** Every lab recorded on this machine, with whether each node still runs. */
 export async function listLabs(): Promise<LabSummary[]> {
+  checkLabRoot("only root can read the labs' records and see whether their nodes run");
   const out: LabSummary[] = [];
   for (const s of await listLabStates()) {
     out.push({
@@ -648,7 +649,7 @@ export async function labDown(name: string = DEFAULT_LAB_NAME): Promise<LabDownR
 export async function labNodeExec(labName: string, nodeName: string, script: string, opts: { check?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
   const state = await readLabState(labName);
   const node = state?.nodes.find((n) => n.name === nodeName);
-  if (!state || !node) throw new UserError(`lab "${labName}" has no node "${nodeName}"`, 'list labs with `pifaas lab ls`');
+  if (!state || !node) throw new UserError(`lab "${labName}" has no node "${nodeName}"`, 'list labs with `sudo pifaas lab ls`');
   if (!(await holderAlive(labName, node))) throw new UserError(`lab node ${nodeName} is not running`, `re-create the lab: pifaas lab up --name ${labName}`);
   return nodeSh(node.holderPid, script, opts);
 }

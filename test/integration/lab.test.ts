@@ -379,6 +379,11 @@ describe('pifaas lab', () => {
     expect(down.stderr).toContain('hint: run it with sudo');
     expect(down.stderr).not.toMatch(/EACCES|this is a bug|\n\s+at /);
     expect((await readLabState(LAB))?.nodes.length).toBe(3);
+    // ls cannot read the labs' records without root: it says so, never "no labs" while one runs.
+    const ls = await asNobody(['lab', 'ls']);
+    expect([ls.code, ls.stderr]).toEqual([1, expect.stringContaining("error: pifaas lab must run as root (only root can read the labs' records")]);
+    expect(ls.stderr).toContain('hint: run it with sudo');
+    expect(ls.stdout).not.toContain('no labs');
     await expect(labUp({ name: 't3o', nodes: 1, subnet: '10.93.1.0/25', dir })).rejects.toThrow('lab subnet 10.93.1.0/25 overlaps 10.93.1.0/24 of lab "t3l"');
   });
 });
