@@ -36,6 +36,22 @@ exec -a ${shellQuote(opts.holderName)} sleep infinity </dev/null >/dev/null 2>&1
 `;
 }
 
+/**
+ * The whole environment of every process pifaas starts in a node (its namespace holder, the scripts
+ * run through nsenter): a root login's, never the caller's. Variables such as DOCKER_HOST,
+ * DOCKER_CONTEXT, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH or DOCKER_CONFIG name the caller's Docker
+ * client setup (`pifaas build`/`push` use them); inside a node they would point its `docker` at
+ * another engine than the node's own.
+ */
+export const NODE_ENVIRONMENT: Readonly<Record<string, string>> = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  HOME: '/root',
+  USER: 'root',
+  LOGNAME: 'root',
+  SHELL: '/bin/bash',
+  LANG: 'C.UTF-8',
+};
+
 export interface NodeConfig {
   hostname: string;
   address: string;
@@ -200,7 +216,12 @@ for i in $(seq 1 150); do
   if [ -S /run/docker.sock ] && docker version >/dev/null 2>&1; then break; fi
   sleep 0.2
 done
-docker version >/dev/null 2>&1 || { echo "dockerd did not start; its log:" >&2; tail -n 20 /var/log/docker.log >&2; exit 1; }
+if ! answer=$(docker version 2>&1 >/dev/null); then
+  # The reason goes last: an error shows the last lines.
+  echo "dockerd's log (last lines):" >&2; tail -n 20 /var/log/docker.log >&2
+  echo "dockerd did not answer 'docker version' within 30 s: $(printf '%s' "$answer" | tail -n 1)" >&2
+  exit 1
+fi
 `;
 }
 

@@ -11,7 +11,7 @@ import { LocalOperator } from '../operator/local-operator.js';
 import type { RunResult } from '../operator/operator.js';
 import { shellJoin, shellQuote } from '../operator/shell-quote.js';
 import { UserError } from '../user-error.js';
-import { configureNodeScript, emulatedHardwareScript, holderScript, piCmdline, removeDockerScript, startDockerScript } from './lab-node-scripts.js';
+import { configureNodeScript, emulatedHardwareScript, holderScript, NODE_ENVIRONMENT, piCmdline, removeDockerScript, startDockerScript } from './lab-node-scripts.js';
 import { commandLineOf, listProcesses, namespaceOf, processesOf, terminate } from './lab-processes.js';
 import { listLabStates, readLabState, removeLabState, writeLabState, type LabNodeState, type LabState } from './lab-state.js';
 
@@ -162,9 +162,14 @@ function sh(command: string, opts: { stdin?: string; check?: boolean; timeoutMs?
   return host.run(command, { stdin: opts.stdin, check: opts.check, timeoutMs: opts.timeoutMs ?? 120_000 });
 }
 
-/** Runs a shell script as root inside a node's namespaces (script on stdin). */
+/** `env -i` with the node's environment: what runs in a node never inherits this process's. */
+const NODE_ENV = `env -i ${Object.entries(NODE_ENVIRONMENT)
+  .map(([k, v]) => `${k}=${shellQuote(v)}`)
+  .join(' ')}`;
+
+/** Runs a shell script as root inside a node's namespaces (script on stdin), in the node's own environment. */
 function nodeSh(holderPid: number, script: string, opts: { check?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
-  return sh(`nsenter -t ${holderPid} -n -m -u -- /bin/bash -s`, { stdin: script, check: opts.check, timeoutMs: opts.timeoutMs });
+  return sh(`nsenter -t ${holderPid} -n -m -u -- ${NODE_ENV} /bin/bash -s`, { stdin: script, check: opts.check, timeoutMs: opts.timeoutMs });
 }
 
 const REQUIRED_TOOLS: [string, string][] = [
@@ -514,6 +519,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
 function startHolder(script: string, nodeName: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn('unshare', ['--net', '--mount', '--uts', '--propagation', 'private', '--', '/bin/bash', '-c', script], {
+      env: { ...NODE_ENVIRONMENT },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

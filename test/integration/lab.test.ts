@@ -20,7 +20,7 @@ import { InventoryConnector } from '../../src/ssh/inventory-connect.js';
 import { resolveSshTarget, loadSshConfig } from '../../src/ssh/ssh-config.js';
 import { provision } from '../../src/swarm/provision.js';
 import { busyboxRootfsTar, importImage } from '../lab/busybox-image.js';
-import { runCli } from '../lab/run-cli.js';
+import { jsonOutput, runCli } from '../lab/run-cli.js';
 
 const LAB = 't3l';
 const SUBNET = '10.93.1.0/24';
@@ -54,6 +54,7 @@ afterAll(async () => {
   await Promise.all(open.map((o) => o.close()));
   await labDown(LAB);
   await labDown('t3k');
+  await labDown('t3d');
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -321,6 +322,27 @@ describe('pifaas lab', () => {
     expect(ls.code).toBe(0);
     const mine = (JSON.parse(ls.stdout) as { name: string; nodes: { running: boolean }[] }[]).find((l) => l.name === LAB);
     expect(mine?.nodes.map((n) => n.running)).toEqual([true, true, true]);
+  });
+
+  it("makes a lab while the caller's Docker client points elsewhere (DOCKER_HOST, DOCKER_CONTEXT...): each node's docker uses its own dockerd", async () => {
+    // `pifaas build`/`push` users may have these set; none of them reaches a node.
+    const env = {
+      DOCKER_HOST: 'unix:///tmp/pifaas-no-such-docker.sock',
+      DOCKER_CONTEXT: 'pifaas-no-such-context',
+      DOCKER_TLS_VERIFY: '1',
+      DOCKER_CERT_PATH: '/nonexistent/pifaas-certs',
+      DOCKER_CONFIG: '/nonexistent/pifaas-docker-config',
+    };
+    const args = ['lab', 'up', '--name', 't3d', '--subnet', '10.93.5.0/24', '--nodes', '1', '--dir', path.join(dir, 't3d'), '--json'];
+    const up = await runCli(args, { env });
+    expect(up.code, up.stderr).toBe(0);
+    expect(jsonOutput<Lab>(up).nodes.map((n) => n.name)).toEqual(['t3d-1']);
+    expect((await labNodeExec('t3d', 't3d-1', 'docker info --format "{{.Name}}"; env | grep -c ^DOCKER_ || true')).stdout).toBe('t3d-1\n0\n');
+    // The same again: the running lab, its sshd and dockerd checked (with `docker version` in the node).
+    const again = await runCli(args, { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(jsonOutput<Lab>(again).nodes).toEqual(jsonOutput<Lab>(up).nodes);
+    expect(JSON.parse((await runCli(['lab', 'down', '--name', 't3d', '--json'])).stdout)).toMatchObject({ name: 't3d', found: true });
   });
 
   it('down removes a lab left behind by a killed process, next to a running lab, touching nothing else', async () => {
