@@ -75,7 +75,7 @@ export function labCommand(): Command {
     )
     .option(
       '--apt-source <line>',
-      'the only apt source of the --without-docker nodes, e.g. "deb [trusted=yes] http://10.99.0.1:8080/ ./" (lab nodes have no route out: serve a folder of .deb files indexed by dpkg-scanpackages on the bridge address)',
+      'the only apt source of the --without-docker nodes (required with it), e.g. "deb [trusted=yes] http://10.99.0.1:8080/ ./" (lab nodes have no route out: serve a folder of .deb files indexed by dpkg-scanpackages on the bridge address)',
     )
     .option(
       '--pi <nodes>',

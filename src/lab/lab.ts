@@ -47,7 +47,8 @@ export interface LabUpOptions {
   withoutDocker?: number[];
   /**
    * apt sources (one-line format, e.g. "deb [trusted=yes] http://10.99.0.1:8080/ ./") that replace
-   * the host's on the nodes without Docker: lab nodes have no route out, so apt needs a mirror on the bridge.
+   * the host's on the nodes without Docker: lab nodes have no route out, so apt needs a mirror on the
+   * bridge. Required with withoutDocker.
    */
   aptSources?: string;
   /**
@@ -315,6 +316,14 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   }
   if (!/^[\x20-\x7e]{1,100}$/.test(piModel)) throw new UserError(`--pi-model "${piModel}": give a model name of printable characters, e.g. "${DEFAULT_PI_MODEL}"`);
   const subnet = parseSubnet(subnetText, nodeCount);
+  if (withoutDocker.length && !aptSources) {
+    // Without a mirror on the bridge, `pifaas provision` would wait on Debian's unreachable mirrors for many minutes.
+    const bridgeAddress = intToIp(subnet.base + 1);
+    throw new UserError(
+      `--without-docker ${withoutDocker.join(',')} needs --apt-source: lab nodes have no route out, so apt there can only reach a mirror on the lab bridge (${bridgeAddress})`,
+      `serve a folder of .deb files (docker.io, containerd, runc, tini; indexed by dpkg-scanpackages) on ${bridgeAddress} and name it, e.g. --apt-source "deb [trusted=yes] http://${bridgeAddress}:8080/ ./" (README: Trying the "Docker not installed" path in the lab)`,
+    );
+  }
   const dir = path.resolve(options.dir ?? path.join(LAB_BASE_DIR, name));
   await checkLabPrerequisites();
 

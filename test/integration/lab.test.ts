@@ -55,6 +55,7 @@ afterAll(async () => {
   await labDown(LAB);
   await labDown('t3k');
   await labDown('t3d');
+  await labDown('t3w');
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -407,5 +408,14 @@ describe('pifaas lab', () => {
     expect(ls.stderr).toContain('hint: run it with sudo');
     expect(ls.stdout).not.toContain('no labs');
     await expect(labUp({ name: 't3o', nodes: 1, subnet: '10.93.1.0/25', dir })).rejects.toThrow('lab subnet 10.93.1.0/25 overlaps 10.93.1.0/24 of lab "t3l"');
+  });
+
+  it('refuses nodes without Docker and no --apt-source (they could reach no mirror), saying what to pass', async () => {
+    const r = await runCli(['lab', 'up', '--name', 't3w', '--subnet', '10.93.6.0/24', '--nodes', '2', '--without-docker', '2', '--dir', path.join(dir, 't3w')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('error: --without-docker 2 needs --apt-source: lab nodes have no route out, so apt there can only reach a mirror on the lab bridge (10.93.6.1)');
+    expect(r.stderr).toContain('hint: serve a folder of .deb files');
+    expect(r.stderr).toContain('--apt-source "deb [trusted=yes] http://10.93.6.1:8080/ ./"');
+    expect(await readLabState('t3w')).toBeUndefined();
   });
 });
