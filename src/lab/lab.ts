@@ -286,9 +286,33 @@ export async function listLabs(): Promise<LabSummary[]> {
   return out;
 }
 
+/** The settings a lab was made with that differ from these ("--nodes 3, not 4"); none: the same lab. */
+function settingsDifferences(
+  had: LabState,
+  want: { nodes: number; subnet: string; dir: string; managers: number; docker: boolean; user: LabUser; withoutDocker: number[]; aptSources?: string; pi: number[]; piModel: string; withoutMemoryCgroup: number[] },
+): string[] {
+  const list = (l: number[]) => (l.length ? l.join(',') : 'none');
+  const dockerd = (d: boolean) => (d ? 'started' : 'stopped (--no-docker)');
+  const pairs: [string, string, string][] = [
+    ['--nodes', String(had.nodes.length), String(want.nodes)],
+    ['--subnet', had.subnet, want.subnet],
+    ['--dir', had.dir, want.dir],
+    ['--managers', String(had.managers), String(want.managers)],
+    ['--user', had.user, want.user],
+    ['dockerd', dockerd(had.docker), dockerd(want.docker)],
+    ['--without-docker', list(had.withoutDocker), list(want.withoutDocker)],
+    ['--apt-source', had.aptSources ?? 'none', want.aptSources ?? 'none'],
+    ['--pi', list(had.pi), list(want.pi)],
+    ['--pi-model', had.piModel ?? DEFAULT_PI_MODEL, want.piModel],
+    ['--without-memory-cgroup', list(had.withoutMemoryCgroup), list(want.withoutMemoryCgroup)],
+  ];
+  return pairs.filter(([, a, b]) => a !== b).map(([flag, a, b]) => `${flag} ${a}, not ${b}`);
+}
+
 /**
- * Makes a lab (or returns the running one with the same settings: up is idempotent; a lab with the
- * same name but other settings, or with dead nodes, is removed and made again).
+ * Makes a lab, or returns the running one with the same settings (up is idempotent). A running lab
+ * with the same name but other settings is refused, never replaced: its nodes would be lost. A lab
+ * whose nodes are gone (this machine rebooted, say) is removed and made again.
  */
 export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   const name = options.name ?? DEFAULT_LAB_NAME;
@@ -329,27 +353,23 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
 
   const existing = await readLabState(name);
   if (existing) {
-    const same =
-      existing.subnet === subnetText &&
-      existing.nodes.length === nodeCount &&
-      existing.dir === dir &&
-      existing.managers === managers &&
-      existing.docker === docker &&
-      existing.user === user &&
-      existing.withoutDocker.join(',') === withoutDocker.join(',') &&
-      existing.aptSources === aptSources &&
-      existing.pi.join(',') === pi.join(',') &&
-      (existing.piModel ?? DEFAULT_PI_MODEL) === piModel &&
-      existing.withoutMemoryCgroup.join(',') === withoutMemoryCgroup.join(',');
-    const alive = (await Promise.all(existing.nodes.map((n) => holderAlive(name, n)))).every(Boolean);
-    if (same && alive) {
+    const differences = settingsDifferences(existing, { nodes: nodeCount, subnet: subnetText, dir, managers, docker, user, withoutDocker, aptSources, pi, piModel, withoutMemoryCgroup });
+    const running = existing.nodes.length > 0 && (await Promise.all(existing.nodes.map((n) => holderAlive(name, n)))).every(Boolean);
+    if (running && differences.length) {
+      // Making it again would silently throw away its nodes (a provisioned swarm, keys, host keys).
+      throw new UserError(
+        `lab ${name} is already up with ${differences.join('; ')}; it was left as it is`,
+        `to make it again with these settings (its nodes and everything on them are lost): sudo pifaas lab down --name ${name}, then this command again; or make another lab beside it with --name and --subnet`,
+      );
+    }
+    if (running) {
       progress(`lab ${name} is already up; checking sshd${docker ? ' and dockerd' : ''} on every node`);
       // A node made without Docker runs dockerd only once something installed it there.
       const start = (n: LabNodeState) => (!docker ? '' : withoutDocker.includes(n.index) ? `if command -v dockerd >/dev/null; then\n${startDockerScript()}fi\n` : startDockerScript());
       await Promise.all(existing.nodes.map((n) => nodeSh(n.holderPid, `service ssh start >/dev/null\n${start(n)}`)));
       return labFromState(existing);
     }
-    progress(`lab ${name} exists ${same ? 'but some nodes are gone' : 'with other settings'}; removing it first`);
+    progress(`lab ${name} exists but some nodes are gone; removing it first`);
     await labDown(name);
   }
 

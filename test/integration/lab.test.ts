@@ -325,6 +325,21 @@ describe('pifaas lab', () => {
     expect(mine?.nodes.map((n) => n.running)).toEqual([true, true, true]);
   });
 
+  it('up with another node count refuses, naming what runs, and leaves the running lab as it is', async () => {
+    const before = await readLabState(LAB);
+    const hostKeys = await readFile(lab.knownHostsFile, 'utf8');
+    const r = await runCli(['lab', 'up', '--name', LAB, '--subnet', SUBNET, '--dir', dir, '--nodes', '4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`error: lab ${LAB} is already up with --nodes 3, not 4; it was left as it is\n`);
+    expect(r.stderr).toContain(`hint: to make it again with these settings (its nodes and everything on them are lost): sudo pifaas lab down --name ${LAB}`);
+    const j = await runCli(['lab', 'up', '--name', LAB, '--subnet', SUBNET, '--dir', dir, '--nodes', '4', '--user', 'root', '--json']);
+    expect([j.code, j.stdout]).toEqual([1, '']);
+    expect(JSON.parse(j.stderr)).toMatchObject({ error: `lab ${LAB} is already up with --nodes 3, not 4; --user pi, not root; it was left as it is` });
+    expect((await readLabState(LAB))?.nodes).toEqual(before?.nodes);
+    expect(await readFile(lab.knownHostsFile, 'utf8')).toBe(hostKeys);
+    expect((await (await connect('t3l-3', { user: 'root' })).run('hostname')).stdout).toBe('t3l-3\n');
+  });
+
   it("makes a lab while the caller's Docker client points elsewhere (DOCKER_HOST, DOCKER_CONTEXT...): each node's docker uses its own dockerd", async () => {
     // `pifaas build`/`push` users may have these set; none of them reaches a node.
     const env = {
