@@ -45,6 +45,7 @@ interface SwarmNodeDoc {
 
 export async function clusterStatus(inventory: Inventory, connector: InventoryConnector): Promise<ClusterStatus> {
   const unreachable: ClusterStatus['unreachable'] = [];
+  const hints = new Set<string>();
   for (const manager of inventory.managers) {
     let op;
     try {
@@ -98,13 +99,18 @@ export async function clusterStatus(inventory: Inventory, connector: InventoryCo
       nodes.sort((a, b) => (order.get(a.name ?? '') ?? 1e9) - (order.get(b.name ?? '') ?? 1e9));
       return { inventory: inventory.file, via: manager.name, clusterId: info.Swarm.Cluster?.ID ?? null, nodes, unreachable };
     } catch (e) {
-      unreachable.push({ name: manager.name, error: isUserError(e) || e instanceof Error ? e.message : String(e) });
+      const message = e instanceof Error ? e.message : String(e);
+      // Connection errors already start with the host's name.
+      unreachable.push({ name: manager.name, error: message.startsWith(`${manager.name}: `) ? message.slice(manager.name.length + 2) : message });
+      // A refused host key or login says what to do about it: that, not "provision first", is the next step.
+      if (isUserError(e) && e.hint) hints.add(e.hint);
     } finally {
       await op?.close();
     }
   }
+  const provisionFirst = 'run `pifaas provision` on this inventory first, or check that the managers are up';
   throw new UserError(
     `no manager of ${inventory.file} answered as a swarm manager:\n${unreachable.map((u) => `  ${u.name}: ${u.error}`).join('\n')}`,
-    'run `pifaas provision` on this inventory first, or check that the managers are up',
+    hints.size > 0 ? [...hints].join('; ') : provisionFirst,
   );
 }
