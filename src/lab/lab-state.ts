@@ -47,6 +47,8 @@ export const labStateSchema = z.object({
   piModel: z.string().optional(),
   /** Nodes (numbers) whose kernel starts without the memory cgroup. */
   withoutMemoryCgroup: z.array(z.number().int()).default([]),
+  /** false while `up` is making it (a run that was killed leaves it so); absent in older records, which were complete. */
+  complete: z.boolean().optional(),
 });
 
 export type LabState = z.infer<typeof labStateSchema>;

@@ -355,21 +355,23 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
   if (existing) {
     const differences = settingsDifferences(existing, { nodes: nodeCount, subnet: subnetText, dir, managers, docker, user, withoutDocker, aptSources, pi, piModel, withoutMemoryCgroup });
     const running = existing.nodes.length > 0 && (await Promise.all(existing.nodes.map((n) => holderAlive(name, n)))).every(Boolean);
-    if (running && differences.length) {
+    // A lab that an `up` killed half-way left behind is made again (as one whose nodes are gone), whatever its settings.
+    const halfMade = existing.complete === false;
+    if (running && !halfMade && differences.length) {
       // Making it again would silently throw away its nodes (a provisioned swarm, keys, host keys).
       throw new UserError(
         `lab ${name} is already up with ${differences.join('; ')}; it was left as it is`,
         `to make it again with these settings (its nodes and everything on them are lost): sudo pifaas lab down --name ${name}, then this command again; or make another lab beside it with --name and --subnet`,
       );
     }
-    if (running) {
+    if (running && !halfMade) {
       progress(`lab ${name} is already up; checking sshd${docker ? ' and dockerd' : ''} on every node`);
       // A node made without Docker runs dockerd only once something installed it there.
       const start = (n: LabNodeState) => (!docker ? '' : withoutDocker.includes(n.index) ? `if command -v dockerd >/dev/null; then\n${startDockerScript()}fi\n` : startDockerScript());
       await Promise.all(existing.nodes.map((n) => nodeSh(n.holderPid, `service ssh start >/dev/null\n${start(n)}`)));
       return labFromState(existing);
     }
-    progress(`lab ${name} exists but some nodes are gone; removing it first`);
+    progress(`lab ${name} exists but ${halfMade ? 'was left half-made' : 'some nodes are gone'}; removing it first`);
     await labDown(name);
   }
 
@@ -417,6 +419,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
     pi,
     piModel,
     withoutMemoryCgroup,
+    complete: false,
   };
   // Recorded before anything is made, so `lab down` can clean up after a crash at any point.
   await writeLabState(state);
@@ -534,6 +537,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<Lab> {
       withoutMemoryCgroup,
     };
     await writeLabInventory(lab, paths.inventoryFile, { user });
+    state.complete = true;
+    await save();
     await saving;
     progress(`lab ${name} is up: ${nodes.map((n) => `${n.name} ${n.address}`).join(', ')}`);
     return lab;
