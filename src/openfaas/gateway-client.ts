@@ -161,7 +161,7 @@ export class GatewayClient {
         `there is no function "${name}"${namespace ? ` in namespace ${namespace}` : ''} on ${this.url}`,
         'list the deployed functions with `pifaas ls`',
         404,
-        res.text,
+        res.body.toString('utf8'),
       );
     }
   }
@@ -172,7 +172,7 @@ export class GatewayClient {
       json: { serviceName: name, replicas, ...(namespace ? { namespace } : {}) },
       allow: [404],
     });
-    if (res.status === 404) throw new FunctionNotFoundError(`there is no function "${name}" to scale on ${this.url}`, 'list the deployed functions with `pifaas ls`', 404, res.text);
+    if (res.status === 404) throw new FunctionNotFoundError(`there is no function "${name}" to scale on ${this.url}`, 'list the deployed functions with `pifaas ls`', 404, res.body.toString('utf8'));
   }
 
   /** GET /system/namespaces (faas-netes lists them; faas-swarm has none and answers []). */
@@ -285,7 +285,7 @@ export class GatewayClient {
       headers: opts.json === undefined ? {} : { 'content-type': 'application/json' },
     });
     if (res.ok || opts.allow?.includes(res.status)) return res;
-    throw this.refusal(method, target, res.status, res.statusText, res.contentType, res.text.trim());
+    throw this.refusal(method, target, res.status, res.statusText, res.contentType, res.body.toString('utf8').trim());
   }
 
   /** The error for a gateway that answered a /system/* call with an unwanted status. */
@@ -339,7 +339,7 @@ export class GatewayClient {
     try {
       res = await fetch(this.url + target, { method, headers: this.headers(opts), body: opts.body, signal, redirect: 'manual' });
       const body = Buffer.from(await res.arrayBuffer());
-      return { status: res.status, statusText: res.statusText, ok: res.ok, contentType: res.headers.get('content-type'), body, text: body.toString('utf8') };
+      return { status: res.status, statusText: res.statusText, ok: res.ok, contentType: res.headers.get('content-type'), body };
     } catch (e) {
       if (opts.signal?.aborted) throw e;
       throw this.unreachable(e, method, target, { answering: res !== undefined, timedOut: deadline.signal.aborted });
@@ -411,7 +411,7 @@ export class GatewayClient {
   }
 
   private parse<S extends z.ZodType>(res: GatewayAnswer, schema: S, call: string): z.output<S> {
-    const text = res.text;
+    const text = res.body.toString('utf8');
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -433,8 +433,6 @@ interface GatewayAnswer {
   ok: boolean;
   contentType: string | null;
   body: Buffer;
-  /** The body as UTF-8. */
-  text: string;
 }
 
 /** Why a connection broke off mid-answer, in undici's words ("other side closed", ECONNRESET). */

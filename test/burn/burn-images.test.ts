@@ -392,11 +392,7 @@ describe('sources, verification and refusals', () => {
   });
 
   it('refuses a truncated .xz before writing anything', async () => {
-    const src = images.bookworm as string;
-    execFileSync('xz', ['-k', '-T0', '-1', '-f', src]);
-    const cut = path.join(dir, 'cut.img.xz');
-    copyFileSync(`${src}.xz`, cut);
-    truncateSync(cut, Math.floor(statSync(cut).size / 2));
+    const cut = halfOfXz(images.bookworm as string, 'cut.img.xz');
     const outDir = path.join(dir, 'cut-out');
     const err = await burn(options({ image: cut, outputDir: outDir, hosts: ['pi1'] })).catch((e) => e);
     expect(err).toBeInstanceOf(UserError);
@@ -501,11 +497,7 @@ describe('sources, verification and refusals', () => {
   });
 
   it('a failed pifaas burn --output leaves no pi1.img.partial behind, nor a stale one from an earlier run', async () => {
-    const src = images.bookworm as string;
-    execFileSync('xz', ['-k', '-T0', '-1', '-f', src]);
-    const cut = path.join(dir, 'cut-cli.img.xz');
-    copyFileSync(`${src}.xz`, cut);
-    truncateSync(cut, Math.floor(statSync(cut).size / 2));
+    const cut = halfOfXz(images.bookworm as string, 'cut-cli.img.xz');
     const notFound = createServer((_req, res) => res.writeHead(404).end('not found'));
     await new Promise<void>((r) => notFound.listen(0, '127.0.0.1', r));
     const port = (notFound.address() as AddressInfo).port;
@@ -606,6 +598,15 @@ async function serveImage(body: Buffer, opts: { breakOff?: boolean | number } = 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+/** The first half of `src` compressed with xz, as `name` in the test's folder (its index, at the end, is gone). */
+function halfOfXz(src: string, name: string): string {
+  execFileSync('xz', ['-k', '-T0', '-1', '-f', src]);
+  const cut = path.join(dir, name);
+  copyFileSync(`${src}.xz`, cut);
+  truncateSync(cut, Math.floor(statSync(cut).size / 2));
+  return cut;
 }
 
 /** The little-endian 32-bit word that ends the first `size` bytes of `file`. */

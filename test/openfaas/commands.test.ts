@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type RequestListener } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,6 +27,22 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+
+/** A server standing where the gateway should be; with swarmInfo, GET /system/info answers as faas-swarm's gateway does. */
+async function serveAtGateway(handle: RequestListener, opts: { swarmInfo?: boolean } = {}): Promise<{ url: string; close: () => void }> {
+  const srv = createHttpServer((req, res) => {
+    if (opts.swarmInfo && req.url === '/system/info') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ provider: { provider: 'faas-swarm', orchestration: 'swarm' } }));
+      return;
+    }
+    handle(req, res);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(srv.address() as { port: number }).port}`, close: () => srv.close() };
+}
+
+/** One line of faas-digits' NDJSON log stream. */
+const logLine = (text: string) => `${JSON.stringify({ name: 'faas-digits', namespace: '', instance: 'faas-digits.1.x1', timestamp: '2020-12-01T10:00:01Z', text })}\n`;
 describe('pifaas deploy / ls / invoke / logs / rm against a swarm gateway', () => {
   it('deploys faas-digits from the project\'s stack.yml, waits for a replica and shows the first answer', async () => {
     const r = await runCli(['deploy', 'faas-digits', '--data', path.join(dir, 'photo.jpg'), '--content-type', 'image/jpeg'], { env });
@@ -146,9 +162,7 @@ describe('gateway and credential errors as the user sees them', () => {
 
   it('names a proxy\'s error page as such instead of printing its HTML and blaming the provider', async () => {
     const page = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n';
-    const srv = createHttpServer((_req, res) => res.writeHead(502, { 'content-type': 'text/html' }).end(page));
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const { url, close } = await serveAtGateway((_req, res) => res.writeHead(502, { 'content-type': 'text/html' }).end(page));
     try {
       const r = await runCli(['ls'], { env: { ...env, OPENFAAS_URL: url } });
       expect(r.stderr).toBe(
@@ -157,7 +171,7 @@ describe('gateway and credential errors as the user sees them', () => {
       );
       expect(r.code).toBe(1);
     } finally {
-      srv.close();
+      close();
     }
   });
 
@@ -186,17 +200,14 @@ describe('gateway and credential errors as the user sees them', () => {
   });
 
   it('prints the log lines that came and then says the stream broke off, when the gateway drops it', async () => {
-    const srv = createHttpServer((req, res) => {
-      if (req.url === '/system/info') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ provider: { provider: 'faas-swarm', orchestration: 'swarm' } }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      res.write(`${JSON.stringify({ name: 'faas-digits', namespace: '', instance: 'faas-digits.1.x1', timestamp: '2020-12-01T10:00:01Z', text: 'model loaded' })}\n`);
-      setTimeout(() => res.socket?.destroy(), 50);
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const { url, close } = await serveAtGateway(
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+        res.write(logLine('model loaded'));
+        setTimeout(() => res.socket?.destroy(), 50);
+      },
+      { swarmInfo: true },
+    );
     try {
       const r = await runCli(['logs', 'faas-digits'], { env: { ...env, OPENFAAS_URL: url } });
       expect(r.stdout).toBe('2020-12-01T10:00:01Z faas-digits.1.x1 model loaded\n');
@@ -206,30 +217,27 @@ describe('gateway and credential errors as the user sees them', () => {
       );
       expect(r.code).toBe(1);
     } finally {
-      srv.close();
+      close();
     }
   });
 
   it('ends `logs --follow` quietly when the reader closes the pipe (`| head -2`)', async () => {
-    const srv = createHttpServer((req, res) => {
-      if (req.url === '/system/info') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ provider: { provider: 'faas-swarm', orchestration: 'swarm' } }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      let n = 0;
-      const more = setInterval(() => res.write(`${JSON.stringify({ name: 'faas-digits', instance: 'faas-digits.1.x1', timestamp: '2020-12-01T10:00:01Z', text: `request ${n++}` })}\n`), 10);
-      res.on('close', () => clearInterval(more));
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const { url, close } = await serveAtGateway(
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+        let n = 0;
+        const more = setInterval(() => res.write(logLine(`request ${n++}`)), 10);
+        res.on('close', () => clearInterval(more));
+      },
+      { swarmInfo: true },
+    );
     try {
       const r = await runCli(['logs', 'faas-digits', '--follow'], { env: { ...env, OPENFAAS_URL: url }, closeStdoutAfterLines: 2, timeoutMs: 30_000 });
       expect(r.stdout.split('\n').slice(0, 2)).toEqual(['2020-12-01T10:00:01Z faas-digits.1.x1 request 0', '2020-12-01T10:00:01Z faas-digits.1.x1 request 1']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
     } finally {
-      srv.close();
+      close();
     }
   });
 
